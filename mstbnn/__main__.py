@@ -1,0 +1,3 @@
+from mstbnn.cli import main
+
+raise SystemExit(main())
