@@ -17,7 +17,7 @@ from mstbnn.errors import UserError
 # Order is the order of the flow; `--help` lists commands in this order.
 _COMMAND_MODULES = (
     "mstbnn.nn.cli",
-    "mstbnn.compiler.cli",
+    "mstbnn.flow",
     "mstbnn.hw.cli",
     "mstbnn.sim.cli",
     "mstbnn.boards.cli",

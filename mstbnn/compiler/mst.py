@@ -1,0 +1,559 @@
+"""Minimum-spanning-tree reuse schedules for binary layers.
+
+A binary layer's output channels form a complete graph whose edge weight is
+the Hamming distance between two channels' weight bits: the number of XNORs
+a child pays to reconstruct its sum from its parent's (see
+``docs/mst.md`` and ``/work/shared/design/mst-reuse.md``). This module
+builds that distance matrix bit-packed, and from it a :class:`Schedule`:
+
+- unconstrained: a spanning tree of exactly minimum total weight, chosen among
+  the equal-weight minimum spanning trees for small height (Prim with ties
+  broken toward the shallower attachment point, from several roots, then
+  re-rooted at the tree centre and shallowed by equal-weight re-attachment);
+- ``max_depth=H``: a forest of height <= H over the virtual-source graph
+  (every channel joined to a virtual node by the root cost N), built by a
+  depth-constrained Prim and by cutting the unconstrained tree, both polished
+  by local search;
+- ``negation=True``: edge weight min(d, N - d), the child negating its
+  parent's sum where N - d < d;
+- ``edge_cost``: edges weighed by hardware cost instead of XNOR count, roots
+  by ``edge_cost(N)``.
+
+All choices are deterministic: ties go to the lowest channel index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mstbnn.compiler.schedule import Schedule
+from mstbnn.errors import UserError
+
+__all__ = [
+    "hamming_matrix",
+    "build_schedule",
+    "mst_weight",
+    "min_forest_cost",
+    "schedule_cost",
+]
+
+# Bytes of XOR/popcount temporaries per chunk of rows in hamming_matrix.
+_CHUNK_BYTES = 16 << 20
+# Rounds of "Prim from the previous tree's centre" tried per build.
+_ROOT_ROUNDS = 4
+# Bound on local-search sweeps for max_depth (each sweep visits every channel).
+_MAX_SWEEPS = 50
+
+
+# ---------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------
+
+
+def _as_bits(weights, where: str = "weights") -> np.ndarray:
+    """Validate a (C, N) binary array and return it as bool."""
+    arr = np.asarray(weights)
+    if arr.ndim != 2:
+        raise UserError(
+            f"{where}: expected a 2-D (C_out, N) array of weight bits, got shape {arr.shape}; "
+            "reshape conv weights to (C_out, C_in*k*k)"
+        )
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise UserError(f"{where}: need at least one channel and one input, got shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise UserError(f"{where}: dtype {arr.dtype} is not numeric; pass bits as bool or 0/1 integers")
+    bad = (arr != 0) & (arr != 1)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise UserError(
+            f"{where}: value {arr[row, col]!r} at [{row}, {col}] is not a bit; "
+            "pass 0/1 (bit 1 = +1, bit 0 = -1), e.g. weights > 0"
+        )
+    return arr.astype(bool)
+
+
+# ---------------------------------------------------------------------------
+# Distance matrix
+# ---------------------------------------------------------------------------
+
+
+def _pack_rows(bits: np.ndarray) -> np.ndarray:
+    """Pack each row of a (C, N) bool array into uint64 words, zero-padded."""
+    c, n = bits.shape
+    n_words = -(-n // 64)
+    packed = np.zeros((c, n_words * 8), dtype=np.uint8)
+    packed[:, : -(-n // 8)] = np.packbits(bits, axis=1)
+    # Padding bits are 0 in every row, so they never show up in an XOR.
+    return packed.view(np.uint64)
+
+
+def hamming_matrix(weights) -> np.ndarray:
+    """Pairwise Hamming distances between the rows of a bit matrix.
+
+    Parameters
+    ----------
+    weights : array_like, shape (C, N)
+        Weight bits (bool or 0/1) of C channels with N inputs each.
+
+    Returns
+    -------
+    ndarray of int64, shape (C, C)
+        ``D[i, j] = popcount(w_i XOR w_j)``; symmetric with a zero diagonal.
+
+    Notes
+    -----
+    Rows are packed into 64-bit words and compared with ``np.bitwise_count``
+    on their XOR, a chunk of rows at a time so the temporaries stay within a
+    few tens of megabytes whatever C is.
+    """
+    bits = _as_bits(weights)
+    words = _pack_rows(bits)
+    c, n_words = words.shape
+    dist = np.empty((c, c), dtype=np.int64)
+    rows_per_chunk = max(1, _CHUNK_BYTES // (8 * c * n_words))
+    for start in range(0, c, rows_per_chunk):
+        stop = min(c, start + rows_per_chunk)
+        xor = np.bitwise_xor(words[start:stop, None, :], words[None, :, :])
+        np.sum(np.bitwise_count(xor), axis=2, dtype=np.int64, out=dist[start:stop])
+    return dist
+
+
+# ---------------------------------------------------------------------------
+# Cost model of one layer's graph
+# ---------------------------------------------------------------------------
+
+
+def _apply_edge_cost(edge_cost: Callable, sizes: np.ndarray) -> np.ndarray:
+    """Call a user cost function on an int array and check what comes back."""
+    try:
+        out = np.asarray(edge_cost(sizes))
+    except Exception as exc:  # a user callable may raise anything
+        raise UserError(f"edge_cost: calling it on an int64 array of correction sizes failed: {exc}") from exc
+    if out.shape != sizes.shape:
+        raise UserError(
+            f"edge_cost: returned shape {out.shape} for input shape {sizes.shape}; "
+            "it must map an int array elementwise (e.g. lambda d: -(-d // G))"
+        )
+    if not np.issubdtype(out.dtype, np.integer):
+        if not np.issubdtype(out.dtype, np.number) or not np.all(out == np.round(out)):
+            raise UserError(f"edge_cost: returned non-integer costs (dtype {out.dtype}); return integer cycle/LUT counts")
+    out = out.astype(np.int64)
+    if (out < 0).any():
+        raise UserError("edge_cost: returned a negative cost; costs must be >= 0")
+    return out
+
+
+def _graph(weights, negation: bool, edge_cost: Callable | None):
+    """Cost matrix, negation choice and root cost of a layer's reuse graph.
+
+    Returns
+    -------
+    bits : ndarray of bool (C, N)
+    cost : ndarray of int64 (C, C)
+        Cost of reconstructing column channel from row channel (symmetric).
+    neg : ndarray of bool (C, C)
+        True where that edge is a negation edge.
+    root_cost : int
+        Cost of computing a channel from scratch (``N`` or ``edge_cost(N)``).
+    """
+    bits = _as_bits(weights)
+    n = bits.shape[1]
+    dist = hamming_matrix(bits)
+    if edge_cost is None:
+        plain, flipped = dist, n - dist
+        root_cost = n
+    else:
+        plain = _apply_edge_cost(edge_cost, dist)
+        flipped = _apply_edge_cost(edge_cost, n - dist)
+        root_cost = int(_apply_edge_cost(edge_cost, np.array([n], dtype=np.int64))[0])
+    if negation:
+        # Negate when strictly cheaper; on equal cost, when the correction set is smaller.
+        neg = (flipped < plain) | ((flipped == plain) & (n - dist < dist))
+        cost = np.where(neg, flipped, plain)
+    else:
+        neg = np.zeros(dist.shape, dtype=bool)
+        cost = plain
+    np.fill_diagonal(neg, False)
+    return bits, np.ascontiguousarray(cost, dtype=np.int64), neg, root_cost
+
+
+# ---------------------------------------------------------------------------
+# Forest utilities (parent arrays: -1 marks a root)
+# ---------------------------------------------------------------------------
+
+
+def _levels(parent: np.ndarray) -> np.ndarray:
+    """Depth of every node of a forest, by pointer walking (O(height) numpy ops)."""
+    level = np.zeros(parent.shape[0], dtype=np.int64)
+    anc = parent.copy()
+    alive = anc >= 0
+    while alive.any():
+        level[alive] += 1
+        anc[alive] = parent[anc[alive]]
+        alive = anc >= 0
+    return level
+
+
+def _height(parent: np.ndarray) -> int:
+    return int(_levels(parent).max())
+
+
+def _forest_cost(cost: np.ndarray, root_cost: int, parent: np.ndarray) -> int:
+    child = np.flatnonzero(parent >= 0)
+    return int(root_cost) * int(parent.shape[0] - child.size) + int(cost[parent[child], child].sum())
+
+
+def _adjacency(parent: np.ndarray) -> list[list[int]]:
+    adj: list[list[int]] = [[] for _ in range(parent.shape[0])]
+    for child, par in enumerate(parent.tolist()):
+        if par >= 0:
+            adj[child].append(par)
+            adj[par].append(child)
+    return adj
+
+
+def _bfs(adj: list[list[int]], start: int) -> tuple[list[int], dict[int, int]]:
+    """Breadth-first order and predecessor map of the component holding start."""
+    order = [start]
+    pred = {start: -1}
+    for node in order:
+        for nxt in adj[node]:
+            if nxt not in pred:
+                pred[nxt] = node
+                order.append(nxt)
+    return order, pred
+
+
+def _recentre(parent: np.ndarray) -> np.ndarray:
+    """Re-root every tree of a forest at its centre.
+
+    The centre (middle of a longest path) has the least eccentricity, so the
+    height never grows; edges only change direction, so cost is unchanged.
+    """
+    adj = _adjacency(parent)
+    new_parent = parent.copy()
+    for root in np.flatnonzero(parent < 0).tolist():
+        order, _ = _bfs(adj, root)
+        far, pred = _bfs(adj, order[-1])
+        path = [far[-1]]
+        while pred[path[-1]] >= 0:
+            path.append(pred[path[-1]])
+        # Of two middle nodes (odd path length) take the lower index: determinism.
+        mid = len(path) // 2
+        centre = path[mid] if len(path) % 2 else min(path[mid - 1], path[mid])
+        _, pred_c = _bfs(adj, centre)
+        for node, par in pred_c.items():
+            new_parent[node] = par
+    return new_parent
+
+
+def _prim(cost: np.ndarray, root_cost: int, first: int, *, tie_break: bool, max_level: int | None) -> np.ndarray:
+    """Prim's algorithm from a virtual source joined to every channel by root_cost.
+
+    The first channel taken is ``first`` (as a root: every virtual edge costs
+    the same, so any channel may be first in some minimum spanning tree).
+    With ``tie_break``, candidates are compared on (cost, level they would
+    get), else on cost only; remaining ties go to the lowest index. With
+    ``max_level``, only channels of level < max_level may take children.
+    Vectorised: one pass of a few length-C numpy operations per channel.
+    """
+    c = cost.shape[0]
+    scale = np.int64(c + 2)  # level < c + 1, so key order is (cost, level)
+    big = np.iinfo(np.int64).max
+    key = np.full(c, root_cost * scale, dtype=np.int64)
+    best_parent = np.full(c, -1, dtype=np.int64)
+    parent = np.full(c, -1, dtype=np.int64)
+    level = np.zeros(c, dtype=np.int64)
+    u = first
+    for _ in range(c):
+        par = int(best_parent[u])
+        parent[u] = par
+        level[u] = 0 if par < 0 else level[par] + 1
+        key[u] = big
+        if max_level is None or level[u] < max_level:
+            cand = cost[u] * scale
+            if tie_break:
+                cand += level[u] + 1
+            better = cand < key
+            key[better] = cand[better]
+            best_parent[better] = u
+        u = int(np.argmin(key))
+    return parent
+
+
+def _shallow(cost: np.ndarray, root_cost: int, parent: np.ndarray) -> np.ndarray:
+    """Re-attach channels to shallower parents of equal edge cost, until none is left.
+
+    A channel at level L may move to any q of level < L - 1 with the same
+    edge cost (or become a root if its edge costs exactly root_cost): such q
+    is never in its own subtree, total cost is unchanged and the sum of
+    levels strictly drops, so this terminates.
+    """
+    parent = parent.copy()
+    changed = True
+    while changed:
+        changed = False
+        level = _levels(parent)
+        for lvl in range(1, int(level.max()) + 1):
+            nodes = np.flatnonzero(level == lvl)
+            if nodes.size == 0:
+                continue
+            edge = cost[parent[nodes], nodes]
+            ok = (cost[nodes] == edge[:, None]) & (level[None, :] < lvl - 1)
+            cand_level = np.where(ok, level[None, :], np.iinfo(np.int64).max)
+            best = np.argmin(cand_level, axis=1)
+            has = ok[np.arange(nodes.size), best]
+            to_root = edge == root_cost
+            move_root = to_root
+            move_q = has & ~to_root
+            if move_root.any() or move_q.any():
+                parent[nodes[move_root]] = -1
+                parent[nodes[move_q]] = best[move_q]
+                changed = True
+                level = _levels(parent)
+    return parent
+
+
+def _polish(cost: np.ndarray, root_cost: int, parent: np.ndarray) -> np.ndarray:
+    """Alternate re-centring and shallowing while the height keeps dropping."""
+    best = _shallow(cost, root_cost, _recentre(parent))
+    best_h = _height(best)
+    for _ in range(8):
+        parent = _shallow(cost, root_cost, _recentre(best))
+        h = _height(parent)
+        if h >= best_h:
+            break
+        best, best_h = parent, h
+    return best
+
+
+def _centre_of_first_tree(parent: np.ndarray) -> int:
+    """Root of the tree holding channel 0 after re-centring."""
+    rp = _recentre(parent)
+    node = 0
+    while rp[node] >= 0:
+        node = int(rp[node])
+    return node
+
+
+def _min_height_forest(cost: np.ndarray, root_cost: int) -> np.ndarray:
+    """A minimum-cost forest with a small height (see module docstring)."""
+    # Baseline guarantee: plain Prim from channel 0, polished (never taller).
+    candidates = [_polish(cost, root_cost, _prim(cost, root_cost, 0, tie_break=False, max_level=None))]
+    seen = set()
+    first = 0
+    for _ in range(_ROOT_ROUNDS):
+        if first in seen:
+            break
+        seen.add(first)
+        tree = _polish(cost, root_cost, _prim(cost, root_cost, first, tie_break=True, max_level=None))
+        candidates.append(tree)
+        first = _centre_of_first_tree(tree)
+    return min(candidates, key=lambda p: (_height(p), int(_levels(p).sum())))
+
+
+# ---------------------------------------------------------------------------
+# Depth-limited forests
+# ---------------------------------------------------------------------------
+
+
+def _cut_to_height(parent: np.ndarray, max_depth: int) -> np.ndarray:
+    """Make channels roots, bottom-up, until every tree has height <= max_depth.
+
+    Cut a channel from its parent as soon as the subtree below it reaches
+    height max_depth: as high as possible, so as few cuts as possible on this
+    tree.
+    """
+    parent = parent.copy()
+    level = _levels(parent)
+    sub_height = np.zeros(parent.shape[0], dtype=np.int64)
+    for lvl in range(int(level.max()), 0, -1):
+        nodes = np.flatnonzero(level == lvl)
+        cut = nodes[sub_height[nodes] >= max_depth]
+        parent[cut] = -1
+        keep = nodes[sub_height[nodes] < max_depth]
+        np.maximum.at(sub_height, parent[keep], sub_height[keep] + 1)
+    return parent
+
+
+def _local_search(cost: np.ndarray, root_cost: int, parent: np.ndarray, max_depth: int) -> np.ndarray:
+    """Move single subtrees to cheaper (or equally cheap but shallower) places.
+
+    For each channel v, its subtree S and subtree height h: a new parent q
+    must lie outside S with level(q) + 1 + h <= max_depth; becoming a root is
+    always allowed. Moves strictly lower (total cost, sum of levels), so the
+    search terminates; it is bounded by _MAX_SWEEPS sweeps anyway.
+    """
+    c = cost.shape[0]
+    parent = parent.copy()
+    level = _levels(parent)
+    idx = np.arange(c)
+    scale = np.int64(c + 2)
+    for _ in range(_MAX_SWEEPS):
+        moved = False
+        for v in range(c):
+            lv = int(level[v])
+            cur_cost = root_cost if parent[v] < 0 else int(cost[parent[v], v])
+            cur_key = cur_cost * scale + lv
+            # Quick reject before computing the subtree: no q at all beats v's place.
+            room = max_depth - 1 - level
+            cand = cost[v] * scale + level + 1
+            cand = np.where(room >= 0, cand, np.iinfo(np.int64).max)
+            cand[v] = np.iinfo(np.int64).max
+            root_key = root_cost * scale
+            if cand.min() >= cur_key and root_key >= cur_key:
+                continue
+            # Subtree of v: nodes whose ancestor chain meets v within max_depth steps.
+            in_sub = idx == v
+            anc = parent.copy()
+            for _ in range(max_depth):
+                alive = anc >= 0
+                if not alive.any():
+                    break
+                in_sub |= anc == v
+                anc = np.where(alive, parent[np.maximum(anc, 0)], -1)
+            h = int(level[in_sub].max()) - lv
+            cand = np.where(in_sub | (room < h), np.iinfo(np.int64).max, cand)
+            q = int(np.argmin(cand))
+            best_key = int(cand[q])
+            if root_key <= best_key:
+                q, best_key = -1, int(root_key)
+            if best_key < cur_key:
+                new_level = 0 if q < 0 else int(level[q]) + 1
+                parent[v] = q
+                level[in_sub] += new_level - lv
+                moved = True
+        if not moved:
+            break
+    return parent
+
+
+def _depth_limited_forest(cost: np.ndarray, root_cost: int, max_depth: int, unconstrained: np.ndarray) -> np.ndarray:
+    """A small-cost forest of height <= max_depth (heuristic; exact problem is NP-hard)."""
+    if _height(unconstrained) <= max_depth:
+        return unconstrained
+    c = cost.shape[0]
+    if max_depth == 0:
+        return np.full(c, -1, dtype=np.int64)
+    starts = [
+        _prim(cost, root_cost, 0, tie_break=True, max_level=max_depth),
+        _prim(cost, root_cost, _centre_of_first_tree(unconstrained), tie_break=True, max_level=max_depth),
+        _cut_to_height(unconstrained, max_depth),
+    ]
+    candidates = [_local_search(cost, root_cost, p, max_depth) for p in starts]
+    return min(
+        candidates,
+        key=lambda p: (_forest_cost(cost, root_cost, p), _height(p), int(_levels(p).sum())),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------
+
+
+def _check_max_depth(max_depth) -> int | None:
+    if max_depth is None:
+        return None
+    if isinstance(max_depth, bool) or not isinstance(max_depth, (int, np.integer)):
+        raise UserError(f"max_depth: expected a non-negative integer or None, got {max_depth!r}")
+    if max_depth < 0:
+        raise UserError(f"max_depth: {max_depth} is negative; use 0 (every channel a root) or more, or None")
+    return int(max_depth)
+
+
+def build_schedule(
+    weights,
+    *,
+    max_depth: int | None = None,
+    negation: bool = False,
+    edge_cost: Callable | None = None,
+) -> Schedule:
+    """Reuse schedule of one binary layer: a minimum-cost spanning forest of small height.
+
+    Parameters
+    ----------
+    weights : array_like, shape (C, N)
+        Weight bits (bool or 0/1), one row per output channel.
+    max_depth : int or None
+        Height limit H. None: one spanning tree of exactly minimum total
+        Hamming weight (a forest of minimum cost with ``edge_cost``), of
+        small height among those. An int: every level <= H; channels that
+        cannot be reached cheaply within H levels become roots (cost N, or
+        ``edge_cost(N)``). H = 0 makes every channel a root.
+    negation : bool
+        Allow negation edges: weight min(d, N - d), the child negating its
+        parent's sum where N - d < d.
+    edge_cost : callable or None
+        Maps an int64 array of correction sizes to an integer array of
+        hardware costs of the same shape (e.g. ``lambda d: -(-d // G)`` for a
+        gather unit fetching G positions per cycle). Edges are then weighed
+        by cost, roots by ``edge_cost(N)``, and a channel becomes a root when
+        its correction would cost more than computing it afresh. Positions in
+        the schedule are still the true correction sets.
+
+    Returns
+    -------
+    Schedule
+        Parent, negation flag, level, order and correction positions.
+
+    Raises
+    ------
+    UserError
+        Weights not 2-D or not binary, max_depth negative, or an edge_cost
+        returning something other than non-negative integers of the same shape.
+    """
+    max_depth = _check_max_depth(max_depth)
+    bits, cost, neg, root_cost = _graph(weights, bool(negation), edge_cost)
+    if edge_cost is None and max_depth is None:
+        # A single tree: roots cost more than any edge, so Prim never opens a second one.
+        root_cost = int(cost.max()) + 1
+    parent = _min_height_forest(cost, root_cost)
+    if max_depth is not None:
+        parent = _depth_limited_forest(cost, root_cost, max_depth, parent)
+    c = parent.shape[0]
+    negate = np.zeros(c, dtype=bool)
+    child = np.flatnonzero(parent >= 0)
+    negate[child] = neg[parent[child], child]
+    return Schedule.from_parents(bits, parent, negate)
+
+
+def mst_weight(weights, negation: bool = False) -> int:
+    """Total Hamming weight of a minimum spanning tree over the channels.
+
+    With ``negation``, edges weigh min(d, N - d). This is the weight of
+    ``build_schedule(weights, negation=negation)``; a depth-limited schedule
+    ``s`` costs ``s.xnors(N) - (N + mst_weight(weights, negation))`` extra XNORs.
+    """
+    _, cost, _, _ = _graph(weights, bool(negation), None)
+    parent = _prim(cost, int(cost.max()) + 1, 0, tie_break=False, max_level=None)
+    return _forest_cost(cost, 0, parent)
+
+
+def min_forest_cost(weights, *, negation: bool = False, edge_cost: Callable | None = None) -> int:
+    """Least total cost of any reuse forest: roots * root cost + sum of edge costs.
+
+    Without ``edge_cost`` this is ``N + mst_weight(weights, negation)`` (the
+    XNOR count of the best unconstrained schedule); with it, costs are
+    ``edge_cost`` of the correction sizes and ``edge_cost(N)`` per root.
+    """
+    _, cost, _, root_cost = _graph(weights, bool(negation), edge_cost)
+    parent = _prim(cost, root_cost, 0, tie_break=False, max_level=None)
+    return _forest_cost(cost, root_cost, parent)
+
+
+def schedule_cost(schedule: Schedule, n_inputs: int, edge_cost: Callable | None = None) -> int:
+    """Total cost of a schedule: root cost per root plus edge cost per child.
+
+    Without ``edge_cost`` this is the XNOR count ``schedule.xnors(n_inputs)``.
+    """
+    if edge_cost is None:
+        return schedule.xnors(n_inputs)
+    children = np.flatnonzero(schedule.parent >= 0)
+    sizes = np.array([len(schedule.positions[j]) for j in children.tolist()], dtype=np.int64)
+    root_cost = int(_apply_edge_cost(edge_cost, np.array([n_inputs], dtype=np.int64))[0])
+    return root_cost * len(schedule.roots) + int(_apply_edge_cost(edge_cost, sizes).sum())

