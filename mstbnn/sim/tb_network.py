@@ -1,0 +1,191 @@
+"""cocotb testbench for a generated network top (run through :mod:`mstbnn.sim.verify`).
+
+Not collected by pytest (the name is tb_*). The parent process writes a JSON
+config and names it in the environment variable ``MSTBNN_SIM_CONFIG``; this
+module streams the vectors through the DUT and writes what it saw to the
+config's ``result`` path. Judging (bit-exactness, cycle model) happens in the
+parent, from that file, so the verdict does not depend on how cocotb reports.
+
+Two phases, one clock:
+
+1. timing: the first ``timing_vectors`` vectors back to back, ``in_valid``
+   held high and ``out_ready`` high: no stalls, so every image's latency
+   (cycles from the handshake of its last input beat to its ``out_valid``)
+   and the spacing of consecutive outputs are the engine's own.
+2. stress: every vector, with random gaps on ``in_valid`` (probability
+   ``p_valid`` per cycle) and random backpressure on ``out_ready``
+   (``p_ready``).
+
+Signals are driven just after the falling edge and sampled in the read-only
+phase before the next rising edge, so a handshake seen here is the one the
+DUT takes at that rising edge, whatever the simulator's scheduling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly
+
+CONFIG_ENV = "MSTBNN_SIM_CONFIG"
+
+
+def _signed_scores(word: int, n_classes: int, width: int) -> list[int]:
+    mask = (1 << width) - 1
+    sign = 1 << (width - 1)
+    out = []
+    for c in range(n_classes):
+        v = (word >> (c * width)) & mask
+        out.append(v - (1 << width) if v & sign else v)
+    return out
+
+
+class _Streamer:
+    def __init__(self, dut, cfg: dict):
+        self.dut = dut
+        self.cfg = cfg
+        self.beats = cfg["beats"]
+        self.n_classes = cfg["n_classes"]
+        self.score_width = cfg["score_width"]
+        self.cycle = 0
+        self.progress_path = cfg.get("progress")
+        self.progress_total = cfg["progress_total"]
+        self.progress_done = 0
+        self.last_progress_write = 0.0
+        self.protocol_errors: list[str] = []
+
+    def _report_progress(self, force: bool = False) -> None:
+        if not self.progress_path:
+            return
+        now = time.monotonic()
+        if force or now - self.last_progress_write > 0.2:
+            self.last_progress_write = now
+            tmp = self.progress_path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{self.progress_done} {self.progress_total}\n")
+            os.replace(tmp, self.progress_path)
+
+    async def stream(self, indices: list[int], p_valid: float, p_ready: float, rng: random.Random) -> dict:
+        """Send the vectors ``indices`` in order; collect one output per vector."""
+        dut = self.dut
+        beats = [(i, b, word) for i in indices for b, word in enumerate(self.beats[i])]
+        last_beat = {i: len(self.beats[i]) - 1 for i in indices}
+        n_out = len(indices)
+        pos = 0
+        offering = False  # in_valid is high and must stay so (with its data) until taken
+        pending_out = None  # (class, scores) seen with out_valid high but out_ready low
+        first_in, last_in, out_cycles = [], [], []
+        classes, scores = [], []
+        stall_limit = self.cfg["stall_limit"]
+        idle = 0
+        while len(classes) < n_out:
+            await FallingEdge(dut.clk)
+            self.cycle += 1
+            if pos < len(beats):
+                if not offering:
+                    offering = p_valid >= 1.0 or rng.random() < p_valid
+                    if offering:
+                        dut.in_data.value = beats[pos][2]
+                dut.in_valid.value = 1 if offering else 0
+            else:
+                offering = False
+                dut.in_valid.value = 0
+            ready = p_ready >= 1.0 or rng.random() < p_ready
+            dut.out_ready.value = 1 if ready else 0
+            await ReadOnly()
+            idle += 1
+            if offering and dut.in_ready.value:
+                img, beat, _ = beats[pos]
+                if beat == 0:
+                    first_in.append(self.cycle)
+                if beat == last_beat[img]:
+                    last_in.append(self.cycle)
+                pos += 1
+                offering = False
+                idle = 0
+            if dut.out_valid.value:
+                cls = int(dut.out_class.value.to_unsigned())
+                sc = _signed_scores(dut.out_scores.value.to_unsigned(), self.n_classes, self.score_width)
+                if pending_out is not None and pending_out != (cls, sc):
+                    self.protocol_errors.append(
+                        f"cycle {self.cycle}: out_class/out_scores changed while out_valid was held without out_ready"
+                    )
+                if ready:
+                    classes.append(cls)
+                    scores.append(sc)
+                    out_cycles.append(self.cycle)
+                    pending_out = None
+                    idle = 0
+                    self.progress_done += 1
+                    self._report_progress()
+                else:
+                    pending_out = (cls, sc)
+            elif pending_out is not None:
+                self.protocol_errors.append(f"cycle {self.cycle}: out_valid dropped before out_ready took the output")
+                pending_out = None
+            if idle > stall_limit:
+                return {
+                    "timeout": f"no handshake for {stall_limit} cycles after {len(classes)}/{n_out} outputs",
+                    "classes": classes,
+                    "scores": scores,
+                    "first_in": first_in,
+                    "last_in": last_in,
+                    "out_cycles": out_cycles,
+                }
+        return {
+            "timeout": None,
+            "classes": classes,
+            "scores": scores,
+            "first_in": first_in,
+            "last_in": last_in,
+            "out_cycles": out_cycles,
+        }
+
+
+@cocotb.test()
+async def stream_vectors(dut):
+    """Stream every configured vector through the DUT and record what comes out."""
+    with open(os.environ[CONFIG_ENV]) as f:
+        cfg = json.load(f)
+    rng = random.Random(cfg["seed"])
+    Clock(dut.clk, 10, unit="ns").start()
+
+    dut.rst.value = 1
+    dut.in_valid.value = 0
+    dut.out_ready.value = 0
+    dut.in_data.value = 0
+    for _ in range(3):
+        await FallingEdge(dut.clk)
+    dut.rst.value = 0
+
+    streamer = _Streamer(dut, cfg)
+    n = len(cfg["beats"])
+    result = {"n_vectors": n}
+
+    timing_idx = list(range(min(cfg["timing_vectors"], n)))
+    t0 = time.monotonic()
+    start = streamer.cycle
+    result["timing"] = await streamer.stream(timing_idx, 1.0, 1.0, rng)
+    result["timing"]["start_cycle"] = start
+
+    if result["timing"]["timeout"] is None:
+        # let the pipeline drain so the stress phase starts from an idle engine
+        for _ in range(4):
+            await FallingEdge(dut.clk)
+        start = streamer.cycle
+        result["stress"] = await streamer.stream(list(range(n)), cfg["p_valid"], cfg["p_ready"], rng)
+        result["stress"]["start_cycle"] = start
+    result["cycles"] = streamer.cycle
+    result["wall_seconds"] = time.monotonic() - t0
+    result["protocol_errors"] = streamer.protocol_errors[:20]
+    streamer._report_progress(force=True)
+
+    tmp = cfg["result"] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, cfg["result"])
