@@ -251,7 +251,15 @@ def _recentre(parent: np.ndarray) -> np.ndarray:
     return new_parent
 
 
-def _prim(cost: np.ndarray, root_cost: int, first: int, *, tie_break: bool, max_level: int | None) -> np.ndarray:
+def _prim(
+    cost: np.ndarray,
+    root_cost: int,
+    first: int,
+    *,
+    tie_break: bool,
+    max_level: int | None,
+    level_penalty: int = 0,
+) -> np.ndarray:
     """Prim's algorithm from a virtual source joined to every channel by root_cost.
 
     The first channel taken is ``first`` (as a root: every virtual edge costs
@@ -259,26 +267,31 @@ def _prim(cost: np.ndarray, root_cost: int, first: int, *, tie_break: bool, max_
     With ``tie_break``, candidates are compared on (cost, level they would
     get), else on cost only; remaining ties go to the lowest index. With
     ``max_level``, only channels of level < max_level may take children.
+    A ``level_penalty`` p > 0 compares candidates on cost + p * level instead
+    (no longer a minimum spanning tree: a bushier start for depth limits).
     Vectorised: one pass of a few length-C numpy operations per channel.
     """
     c = cost.shape[0]
     scale = np.int64(c + 2)  # level < c + 1, so key order is (cost, level)
+    step = np.int64(level_penalty) * scale
     big = np.iinfo(np.int64).max
     key = np.full(c, root_cost * scale, dtype=np.int64)
     best_parent = np.full(c, -1, dtype=np.int64)
     parent = np.full(c, -1, dtype=np.int64)
     level = np.zeros(c, dtype=np.int64)
+    outside = np.ones(c, dtype=bool)
     u = first
     for _ in range(c):
         par = int(best_parent[u])
         parent[u] = par
         level[u] = 0 if par < 0 else level[par] + 1
         key[u] = big
+        outside[u] = False
         if max_level is None or level[u] < max_level:
             cand = cost[u] * scale
             if tie_break:
-                cand += level[u] + 1
-            better = cand < key
+                cand += (level[u] + 1) * (step + 1)
+            better = (cand < key) & outside
             key[better] = cand[better]
             best_parent[better] = u
         u = int(np.argmin(key))
@@ -439,11 +452,15 @@ def _depth_limited_forest(cost: np.ndarray, root_cost: int, max_depth: int, unco
     c = cost.shape[0]
     if max_depth == 0:
         return np.full(c, -1, dtype=np.int64)
-    starts = [
-        _prim(cost, root_cost, 0, tie_break=True, max_level=max_depth),
-        _prim(cost, root_cost, _centre_of_first_tree(unconstrained), tie_break=True, max_level=max_depth),
-        _cut_to_height(unconstrained, max_depth),
-    ]
+    # Level penalties scaled to a typical tree edge: 0 is plain depth-capped Prim,
+    # larger ones grow bushier trees that the cap cuts less.
+    child = np.flatnonzero(unconstrained >= 0)
+    typical = max(1, int(np.median(cost[unconstrained[child], child]))) if child.size else 1
+    centre = _centre_of_first_tree(unconstrained)
+    starts = [_cut_to_height(unconstrained, max_depth)]
+    for frac in (0, 1, 2, 4, 8, 16):
+        penalty = typical * frac // 4
+        starts.append(_prim(cost, root_cost, centre, tie_break=True, max_level=max_depth, level_penalty=penalty))
     candidates = [_local_search(cost, root_cost, p, max_depth) for p in starts]
     return min(
         candidates,

