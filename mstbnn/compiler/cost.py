@@ -7,7 +7,10 @@ Storage of a scheduled layer (the packed format a folded engine reads):
 per channel 1 bit root/child flag; a root stores its N weight bits; a child
 stores its parent id (ceil(log2 C) bits), its correction-set length
 (ceil(log2(N + 1)) bits), a negation flag when the layer uses negation
-edges, and ceil(log2 N) bits per correction position. Plain storage is C * N.
+edges, and ceil(log2 N) + 1 bits per correction position: the index and the
+child's weight bit there (a folded engine never holds the parent's weight
+vector, so it cannot infer that bit; see :mod:`mstbnn.compiler.storage`).
+Plain storage is C * N.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ import numpy as np
 from mstbnn.compiler.ir import Network
 from mstbnn.compiler.schedule import Schedule
 
-__all__ = ["LayerCost", "layer_costs", "network_cost", "storage_bits", "format_table"]
+__all__ = ["LayerCost", "layer_costs", "network_cost", "storage_bits", "format_table", "clog2"]
 
 
-def _clog2(n: int) -> int:
+def clog2(n: int) -> int:
+    """Bits to index n things (at least 1)."""
     return max(1, int(np.ceil(np.log2(n)))) if n > 1 else 1
+
+
+_clog2 = clog2
 
 
 def storage_bits(schedule: Schedule, n_inputs: int) -> int:
@@ -33,7 +40,7 @@ def storage_bits(schedule: Schedule, n_inputs: int) -> int:
     n_children = int(children.sum())
     neg_bit = 1 if schedule.negate.any() else 0
     per_child = _clog2(c) + _clog2(n_inputs + 1) + neg_bit
-    return c + len(schedule.roots) * n_inputs + n_children * per_child + schedule.weight * _clog2(n_inputs)
+    return c + len(schedule.roots) * n_inputs + n_children * per_child + schedule.weight * (_clog2(n_inputs) + 1)
 
 
 @dataclass

@@ -45,6 +45,8 @@ _CHUNK_BYTES = 16 << 20
 _ROOT_ROUNDS = 4
 # Bound on local-search sweeps for max_depth (each sweep visits every channel).
 _MAX_SWEEPS = 50
+# Depth-limited starts polished by local search (the cheapest ones).
+_POLISHED_STARTS = 3
 
 
 # ---------------------------------------------------------------------------
@@ -393,7 +395,49 @@ def _cut_to_height(parent: np.ndarray, max_depth: int) -> np.ndarray:
     return parent
 
 
-def _local_search(cost: np.ndarray, root_cost: int, parent: np.ndarray, max_depth: int) -> np.ndarray:
+def _hub_forest(cost: np.ndarray, root_cost: int, max_depth: int, first: int, branching: float) -> np.ndarray:
+    """A hierarchy of hubs: farthest-first order cut into geometrically growing levels.
+
+    The first channel is level 0, the next ``branching`` - 1 farthest-first
+    channels level <= 1, up to ``branching ** 2`` level <= 2, and so on to
+    max_depth; every channel attaches to its cheapest channel of a lower
+    target level (or becomes a root if that is cheaper). Farthest-first
+    prefixes are good k-centre sets, so each level spreads its hubs evenly,
+    which depth-capped Prim (nearest first) does not.
+    """
+    c = cost.shape[0]
+    order = np.empty(c, dtype=np.int64)
+    near = cost[first].astype(np.int64).copy()
+    taken = np.zeros(c, dtype=bool)
+    order[0] = first
+    taken[first] = True
+    near[first] = -1
+    for i in range(1, c):
+        u = int(np.argmax(near))
+        order[i] = u
+        taken[u] = True
+        np.minimum(near, cost[u], out=near)
+        near[taken] = -1
+    bounds = np.ceil(branching ** np.arange(1, max_depth + 1)).astype(np.int64)
+    target = np.full(c, max_depth, dtype=np.int64)
+    target[order] = np.minimum(np.searchsorted(bounds, np.arange(c), side="right"), max_depth)
+    parent = np.full(c, -1, dtype=np.int64)
+    level = np.zeros(c, dtype=np.int64)
+    for lvl in range(1, max_depth + 1):
+        nodes = np.flatnonzero(target == lvl)
+        hubs = np.flatnonzero(target < lvl)
+        if nodes.size == 0 or hubs.size == 0:
+            continue
+        sub = cost[np.ix_(hubs, nodes)]
+        pick = np.argmin(sub, axis=0)
+        edge = sub[pick, np.arange(nodes.size)]
+        attach = edge < root_cost
+        parent[nodes[attach]] = hubs[pick[attach]]
+        level[nodes[attach]] = level[hubs[pick[attach]]] + 1
+    return parent
+
+
+def _single_moves(cost: np.ndarray, root_cost: int, parent: np.ndarray, max_depth: int) -> np.ndarray:
     """Move single subtrees to cheaper (or equally cheap but shallower) places.
 
     For each channel v, its subtree S and subtree height h: a new parent q
@@ -445,6 +489,75 @@ def _local_search(cost: np.ndarray, root_cost: int, parent: np.ndarray, max_dept
     return parent
 
 
+def _subtree_heights(parent: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Height of the subtree below every node (0 for a leaf), bottom-up by level."""
+    sub_height = np.zeros(parent.shape[0], dtype=np.int64)
+    for lvl in range(int(level.max()), 0, -1):
+        nodes = np.flatnonzero(level == lvl)
+        np.maximum.at(sub_height, parent[nodes], sub_height[nodes] + 1)
+    return sub_height
+
+
+def _hub_moves(cost: np.ndarray, root_cost: int, parent: np.ndarray, max_depth: int) -> tuple[np.ndarray, bool]:
+    """Facility-location moves: lift a channel v to a shallower place and let it adopt.
+
+    v moves to level t <= its level (t = 0: v becomes a root, cost root_cost;
+    else below the cheapest q of level < t, which cannot lie in v's subtree),
+    then adopts every channel u it serves more cheaply, when u's subtree
+    still fits below v and u is not an ancestor of v's new place. Single
+    moves cannot find these: lifting v costs more than any one channel saves.
+    Applied only when the total cost drops.
+    """
+    c = cost.shape[0]
+    parent = parent.copy()
+    level = _levels(parent)
+    sub_height = _subtree_heights(parent, level)
+    changed = False
+    for v in range(c):
+        lv = int(level[v])
+        if lv == 0:
+            continue
+        children = np.flatnonzero(parent >= 0)
+        cur = np.full(c, root_cost, dtype=np.int64)
+        cur[children] = cost[parent[children], children]
+        gain = cur - cost[v]
+        gain[v] = 0
+        best = (0, None, None)
+        for t in range(0, min(lv, max_depth - 1) + 1):
+            if t == 0:
+                q, lift = -1, root_cost
+            else:
+                allowed = np.flatnonzero(level < t)
+                q = int(allowed[np.argmin(cost[allowed, v])])
+                lift = int(cost[q, v])
+            ok = (gain > 0) & (sub_height <= max_depth - 1 - t)
+            a = q
+            while a >= 0:  # adopting q or its ancestors would close a cycle
+                ok[a] = False
+                a = int(parent[a])
+            delta = (lift - int(cur[v])) - int(gain[ok].sum())
+            if delta < best[0]:
+                best = (delta, q, ok)
+        if best[1] is not None:
+            _, q, ok = best
+            parent[v] = q
+            parent[ok] = v
+            level = _levels(parent)
+            sub_height = _subtree_heights(parent, level)
+            changed = True
+    return parent, changed
+
+
+def _local_search(cost: np.ndarray, root_cost: int, parent: np.ndarray, max_depth: int) -> np.ndarray:
+    """Alternate single-subtree moves and hub moves until neither helps."""
+    for _ in range(_MAX_SWEEPS):
+        parent = _single_moves(cost, root_cost, parent, max_depth)
+        parent, changed = _hub_moves(cost, root_cost, parent, max_depth)
+        if not changed:
+            break
+    return parent
+
+
 def _depth_limited_forest(cost: np.ndarray, root_cost: int, max_depth: int, unconstrained: np.ndarray) -> np.ndarray:
     """A small-cost forest of height <= max_depth (heuristic; exact problem is NP-hard)."""
     if _height(unconstrained) <= max_depth:
@@ -461,7 +574,12 @@ def _depth_limited_forest(cost: np.ndarray, root_cost: int, max_depth: int, unco
     for frac in (0, 1, 2, 4, 8, 16):
         penalty = typical * frac // 4
         starts.append(_prim(cost, root_cost, centre, tie_break=True, max_level=max_depth, level_penalty=penalty))
-    candidates = [_local_search(cost, root_cost, p, max_depth) for p in starts]
+    for factor in (0.5, 1.0, 2.0):
+        branching = max(2.0, factor * c ** (1.0 / max_depth))
+        starts.append(_hub_forest(cost, root_cost, max_depth, centre, branching))
+    # Local search dominates the time: polish only the cheapest few starts.
+    starts.sort(key=lambda p: _forest_cost(cost, root_cost, p))
+    candidates = [_local_search(cost, root_cost, p, max_depth) for p in starts[:_POLISHED_STARTS]]
     return min(
         candidates,
         key=lambda p: (_forest_cost(cost, root_cost, p), _height(p), int(_levels(p).sum())),

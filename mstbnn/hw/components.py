@@ -488,8 +488,13 @@ class Argmax(wiring.Component):
 
     def __init__(self, n: int, score_width: int):
         self.n, self.score_width = int(n), int(score_width)
-        self.index_width = max(1, int(np.ceil(np.log2(self.n)))) if self.n > 1 else 1
+        self.index_width = self.index_width_for(self.n)
         super().__init__({"scores": In(self.n * self.score_width), "index": Out(self.index_width)})
+
+    @staticmethod
+    def index_width_for(n: int) -> int:
+        """ceil(log2 n), at least 1."""
+        return max(1, int(n - 1).bit_length())
 
     def elaborate(self, platform):
         m = Module()

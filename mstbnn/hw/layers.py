@@ -421,7 +421,7 @@ class ArgmaxStage(wiring.Component):
         self.depth = 1
         self.front = {"kind": "vector"}
         sig = _stream_signature(self.classes * self.score_width, self.classes * self.score_width)
-        sig["out_class"] = Out(Argmax(self.classes, self.score_width).index_width)
+        sig["out_class"] = Out(Argmax.index_width_for(self.classes))
         super().__init__(sig)
 
     @property

@@ -78,6 +78,33 @@ class Design:
         }
 
     @classmethod
+    def from_hw_json(cls, path) -> "Design":
+        """The design described by the generator's ``<top>.json`` (see :mod:`mstbnn.hw.verilog`).
+
+        The Verilog is the ``<top>.v`` beside it.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no generated design description here; run `mstbnn verilog` on the artefact first")
+        try:
+            data = json.loads(path.read_text())
+            return cls(
+                top=str(data["top"]),
+                sources=[path.with_name(f"{data['top']}.v")],
+                input_width=int(data["input_width"]),
+                score_width=int(data["score_width"]),
+                n_classes=int(data["classes"]),
+                values_per_beat=int(data["input_values"]),
+                beats_per_image=int(data["beats_per_image"]),
+                latency=int(data["latency"]),
+                initiation_interval=int(data["initiation_interval"]),
+                reuse=bool(data["reuse"]),
+                extra={k: data[k] for k in ("options", "stage_depths", "input_signed") if k in data},
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{path}: not a valid design description ({type(exc).__name__}: {exc}); regenerate it with `mstbnn verilog`") from None
+
+    @classmethod
     def from_json_file(cls, path: Path) -> "Design":
         """Read a design description previously written by :meth:`to_json`."""
         data = json.loads(Path(path).read_text())

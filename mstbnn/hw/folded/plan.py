@@ -1,0 +1,176 @@
+"""Per-layer plan of the folded engine: stream layout, widths, exact cycle counts.
+
+Pure Python (no Amaranth), so the compiler-side choice of S and G, the cycle
+model and the resource estimate can read it without building hardware.
+
+Cycle model of one binary layer (one conv window or one dense vector)::
+
+    cycles per window W = roots * ceil(N / S) + sum over children of max(1, ceil(d / G))
+
+A record's header is consumed in the same cycle as its first data chunk, so
+a root costs exactly ceil(N / S) cycles and a child ceil(d / G); a child with
+an empty correction set (d = 0, an exact copy of its parent) still takes one
+cycle to emit its output. Fixed overheads, all per layer, none per record:
+
+- latency: +1 cycle in the front register (the window/vector is registered),
+  +1 cycle in the finish stage (parent combine, threshold, output register);
+- initiation interval: none inside the core: the next window starts in the
+  cycle after the previous window's last record cycle when the front end has
+  it ready. The front end needs one cycle per input pixel (and per pad
+  position), which a network-level flow model accounts for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mstbnn.compiler.cost import clog2
+from mstbnn.compiler.schedule import Schedule
+from mstbnn.compiler.storage import PackedLayer, pack_layer
+
+__all__ = ["LayerPlan", "record_cycles", "window_cycles", "cycles_edge_cost"]
+
+
+def record_cycles(schedule: Schedule, n_inputs: int, simd: int, gather: int) -> np.ndarray:
+    """Cycles of every slot's record, in slot (computation) order."""
+    out = []
+    for j in np.asarray(schedule.order).tolist():
+        if schedule.parent[j] < 0:
+            out.append(-(-n_inputs // simd))
+        else:
+            out.append(max(1, -(-len(schedule.positions[j]) // gather)))
+    return np.asarray(out, dtype=np.int64)
+
+
+def window_cycles(schedule: Schedule, n_inputs: int, simd: int, gather: int) -> int:
+    """W: cycles per window (or dense vector) of a layer, see the module docstring."""
+    return int(record_cycles(schedule, n_inputs, simd, gather).sum())
+
+
+def cycles_edge_cost(n_inputs: int, simd: int, gather: int):
+    """An ``edge_cost`` for :func:`mstbnn.compiler.mst.build_schedule` that counts folded cycles.
+
+    A child of correction size d costs max(1, ceil(d / G)); the tree builder
+    prices a root as ``edge_cost(N)``, which this maps to ceil(N / S).
+    """
+    root = -(-n_inputs // simd)
+
+    def cost(d):
+        d = np.asarray(d, dtype=np.int64)
+        return np.where(d >= n_inputs, root, np.maximum(1, -(-d // gather))).astype(np.int64)
+
+    return cost
+
+
+@dataclass
+class LayerPlan:
+    """Everything the folded hardware of one binary layer is generated from.
+
+    Parameters
+    ----------
+    weights : ndarray of bool (C, N)
+    schedule : Schedule
+    simd : int
+        S, weight bits per root cycle.
+    gather : int
+        G, correction entries per child cycle.
+    binary : bool
+        Activations are bits (popcount domain) rather than integers.
+    elem_bits, elem_signed :
+        Width and signedness of integer activations (1, False for bits).
+    """
+
+    weights: np.ndarray
+    schedule: Schedule
+    simd: int
+    gather: int
+    binary: bool = True
+    elem_bits: int = 1
+    elem_signed: bool = False
+    packed: PackedLayer = field(init=False)
+
+    def __post_init__(self):
+        self.weights = np.asarray(self.weights, dtype=bool)
+        c, n = self.weights.shape
+        if self.simd < 1 or self.gather < 1:
+            raise ValueError("S and G must be >= 1")
+        self.simd = min(int(self.simd), n)
+        self.gather = int(self.gather)
+        self.packed = pack_layer(self.weights, self.schedule)
+
+    # -- shape ----------------------------------------------------------------------------
+
+    @property
+    def channels(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def n(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def layout(self):
+        return self.packed.layout
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.n // self.simd)
+
+    @property
+    def peek_bits(self) -> int:
+        """L: stream bits the controller may consume in one cycle (header + one chunk)."""
+        lay = self.layout
+        return max(1 + self.simd, lay.child_header_bits + self.gather * lay.entry_bits)
+
+    @property
+    def word_bits(self) -> int:
+        """M: width of the stream memory; at least L so one cycle crosses at most one word."""
+        return self.peek_bits
+
+    @property
+    def stream_words(self) -> int:
+        """Words of stream data (without the reader's padding words)."""
+        return -(-self.packed.n_bits // self.word_bits)
+
+    @property
+    def storage_bits(self) -> int:
+        return self.packed.n_bits
+
+    # -- value domain ---------------------------------------------------------------------
+
+    @property
+    def elem_range(self) -> tuple[int, int]:
+        if self.binary:
+            return 0, 1
+        if self.elem_signed:
+            return -(1 << (self.elem_bits - 1)), (1 << (self.elem_bits - 1)) - 1
+        return 0, (1 << self.elem_bits) - 1
+
+    @property
+    def value_range(self) -> tuple[int, int]:
+        """Range of a channel's hardware value v (popcount p for bits, y for integers)."""
+        if self.binary:
+            return 0, self.n
+        lo, hi = self.elem_range
+        m = max(abs(lo), abs(hi))
+        return -self.n * m, self.n * m
+
+    def y_of(self, v: int) -> int:
+        """The channel sum y from the hardware value v."""
+        return 2 * v - self.n if self.binary else v
+
+    # -- cycles ---------------------------------------------------------------------------
+
+    @property
+    def record_cycles(self) -> np.ndarray:
+        return record_cycles(self.schedule, self.n, self.simd, self.gather)
+
+    @property
+    def window_cycles(self) -> int:
+        return int(self.record_cycles.sum())
+
+    @property
+    def slot_bits(self) -> int:
+        return clog2(self.channels)

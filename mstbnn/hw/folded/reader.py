@@ -1,0 +1,92 @@
+"""Sequential reader of a packed bit stream held in a synchronous-read memory.
+
+The stream is the layer's packed store (:mod:`mstbnn.compiler.storage`) as
+M-bit words. The reader shows the next L <= M bits at its pointer on
+``peek`` and advances by ``consume`` bits per cycle (0..L), so any cycle
+crosses at most one word boundary.
+
+It keeps words w and w + 1 in a 2M-bit buffer and always has word w + 2 in
+flight: the memory address is driven from the *next* word index, so the
+word needed at a crossing is on the read port whatever the previous cycle
+did. ``restart`` rewinds to bit 0 in one cycle with no bubble: words 0 and 1
+are constants (the store is a ROM), and word 2 is requested in the same cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from mstbnn.compiler.storage import to_words
+
+__all__ = ["BitReader"]
+
+# Padding words after the stream: the reader prefetches two words ahead.
+PAD_WORDS = 3
+
+
+class BitReader(wiring.Component):
+    """Stream reader over a ROM of ``word_bits``-wide words.
+
+    Parameters
+    ----------
+    bits : array of bool
+        The stream.
+    word_bits : int
+        M, the memory width.
+    peek_bits : int
+        L, bits shown on ``peek`` (L <= M).
+
+    Ports
+    -----
+    restart : In(1)
+        Rewind to bit 0 (takes precedence over ``consume``).
+    consume : In(range(L + 1))
+        Bits to advance this cycle.
+    peek : Out(L)
+        Stream bits [p, p + L) at the current pointer p.
+    primed : Out(1)
+        Low only in the first cycle after reset (the read port is not loaded yet).
+    """
+
+    def __init__(self, bits, word_bits: int, peek_bits: int):
+        if peek_bits > word_bits:
+            raise ValueError("peek_bits must not exceed word_bits")
+        self.word_bits, self.peek_bits = int(word_bits), int(peek_bits)
+        self.words = to_words(bits, self.word_bits, extra_words=PAD_WORDS)
+        self.depth = len(self.words)
+        super().__init__({"restart": In(1), "consume": In(range(self.peek_bits + 1)), "peek": Out(self.peek_bits), "primed": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        mw = self.word_bits
+        m.submodules.rom = rom = Memory(shape=mw, depth=self.depth, init=self.words)
+        rp = rom.read_port()
+        start = (self.words[1] << mw) | self.words[0]
+        buf = Signal(2 * mw, init=start)
+        word = Signal(range(self.depth))
+        off = Signal(range(mw))
+        primed = Signal()
+        m.d.sync += primed.eq(1)
+        m.d.comb += self.primed.eq(primed)
+
+        m.d.comb += self.peek.eq(buf.bit_select(off, self.peek_bits))
+        total = Signal(range(2 * mw + 1))
+        m.d.comb += total.eq(off + self.consume)
+        cross = total >= mw
+        word_next = Signal.like(word)
+        with m.If(self.restart):
+            m.d.comb += word_next.eq(0)
+            m.d.sync += [buf.eq(Const(start, 2 * mw)), off.eq(0)]
+        with m.Elif(cross):
+            m.d.comb += word_next.eq(word + 1)
+            m.d.sync += [buf.eq(Cat(buf[mw:], rp.data)), off.eq(total - mw)]
+        with m.Else():
+            m.d.comb += word_next.eq(word)
+            m.d.sync += off.eq(total)
+        m.d.sync += word.eq(word_next)
+        # Word w + 2 is always requested, so it is on rp.data when the pointer crosses.
+        m.d.comb += rp.addr.eq(Mux(word_next + 2 < self.depth, word_next + 2, self.depth - 1))
+        return m

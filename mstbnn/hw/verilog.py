@@ -1,0 +1,97 @@
+"""Verilog output of the unrolled engine, plus a JSON description of its ports.
+
+``generate(net, out_dir)`` writes ``out_dir/rtl/<top>.v`` and
+``out_dir/rtl/<top>.json``; the JSON holds what simulation and board builds
+need without importing the generator: port names and widths, latency,
+initiation interval, resource estimates, options.
+
+Output is byte-identical across runs for the same network and options:
+Amaranth's built-in yosys is forced (``AMARANTH_USE_YOSYS=builtin``) and
+nothing time- or path-dependent is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from mstbnn.errors import UserError
+
+__all__ = ["generate", "TOP_NAME", "describe"]
+
+TOP_NAME = "mstbnn_top"
+
+
+def _atomic_write(path: Path, data: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(data)
+    os.replace(tmp, path)
+
+
+def describe(engine) -> dict:
+    """Port widths, cycle model and estimates of a built engine, as plain data."""
+    return {
+        "top": TOP_NAME,
+        "reuse": engine.reuse,
+        "options": dict(engine.options),
+        "clock": "clk",
+        "reset": "rst",
+        "ports": {
+            "in_valid": 1,
+            "in_ready": 1,
+            "in_data": engine.input_values * engine.input_width,
+            "out_valid": 1,
+            "out_ready": 1,
+            "out_class": engine.class_width,
+            "out_scores": engine.classes * engine.score_width,
+        },
+        "input_width": engine.input_width,
+        "input_signed": engine.input_signed,
+        "input_values": engine.input_values,
+        "beats_per_image": engine.beats_per_image,
+        "classes": engine.classes,
+        "score_width": engine.score_width,
+        "latency": engine.latency,
+        "initiation_interval": engine.initiation_interval,
+        "stage_depths": engine.stage_depths,
+        "estimate": {family: engine.resource_estimate(family) for family in ("ice40", "ecp5")},
+    }
+
+
+def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, **options) -> Path:
+    """Write the engine's Verilog and its JSON description.
+
+    Parameters
+    ----------
+    net : Network
+    out_dir : path
+        Files go to ``out_dir/rtl/`` (``out_dir/rtl-baseline/`` when
+        ``reuse=False``, unless ``subdir`` is given).
+    reuse : bool
+        False generates the plain baseline (every channel a root).
+    **options :
+        Passed to :class:`~mstbnn.hw.network.NetworkEngine`.
+
+    Returns
+    -------
+    Path
+        The Verilog file.
+    """
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    from amaranth.back import verilog as amaranth_verilog
+
+    from mstbnn.hw.network import NetworkEngine
+
+    engine = NetworkEngine(net, reuse=reuse, **options)
+    desc = describe(engine)
+    text = amaranth_verilog.convert(engine, name=TOP_NAME, emit_src=False)
+    rtl = Path(out_dir) / (subdir or ("rtl" if reuse else "rtl-baseline"))
+    try:
+        rtl.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{rtl}: cannot create the output directory ({exc.strerror}); choose a writable DIR") from None
+    vpath = rtl / f"{TOP_NAME}.v"
+    _atomic_write(vpath, text)
+    _atomic_write(rtl / f"{TOP_NAME}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")
+    return vpath
