@@ -30,7 +30,7 @@ import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.triggers import FallingEdge, ReadOnly, Timer
 
 CONFIG_ENV = "MSTBNN_SIM_CONFIG"
 
@@ -43,6 +43,29 @@ def _signed_scores(word: int, n_classes: int, width: int) -> list[int]:
         v = (word >> (c * width)) & mask
         out.append(v - (1 << width) if v & sign else v)
     return out
+
+
+def _unknown_signals(dut, limit: int = 40) -> list[str]:
+    """Names of internal signals currently holding X/Z (a hint where they come from)."""
+    found = []
+    stack = [dut]
+    while stack and len(found) < limit:
+        handle = stack.pop()
+        try:
+            children = list(handle)
+        except TypeError:
+            children = []
+        for child in children:
+            try:
+                value = child.value
+            except Exception:  # noqa: BLE001 - scopes, arrays, constants: descend instead
+                stack.append(child)
+                continue
+            if hasattr(value, "is_resolvable") and not value.is_resolvable:
+                found.append(f"{child._path}={value}")
+            elif not hasattr(value, "is_resolvable"):
+                stack.append(child)
+    return found
 
 
 class _Streamer:
@@ -58,6 +81,7 @@ class _Streamer:
         self.progress_done = 0
         self.last_progress_write = 0.0
         self.protocol_errors: list[str] = []
+        self.x_report: list[str] = []  # internal signals holding X/Z when an output first did
 
     def _report_progress(self, force: bool = False) -> None:
         if not self.progress_path:
@@ -120,6 +144,8 @@ class _Streamer:
                             f"cycle {self.cycle}: out_valid high with X/Z on out_class={cls_v} or out_scores={sc_v}"
                         )
                     cls, sc = -1, [None] * self.n_classes
+                    if not self.x_report:
+                        self.x_report = _unknown_signals(dut)
                 if pending_out is not None and pending_out != (cls, sc):
                     self.protocol_errors.append(
                         f"cycle {self.cycle}: out_class/out_scores changed while out_valid was held without out_ready"
@@ -162,12 +188,14 @@ async def stream_vectors(dut):
     with open(os.environ[CONFIG_ENV]) as f:
         cfg = json.load(f)
     rng = random.Random(cfg["seed"])
-    Clock(dut.clk, 10, unit="ns").start()
-
+    # inputs defined before the first clock edge: a 4-state simulator would
+    # otherwise clock X into registers that reset does not clear
     dut.rst.value = 1
     dut.in_valid.value = 0
     dut.out_ready.value = 0
     dut.in_data.value = 0
+    await Timer(1, unit="ns")
+    Clock(dut.clk, 10, unit="ns").start()
     for _ in range(3):
         await FallingEdge(dut.clk)
     dut.rst.value = 0
@@ -192,6 +220,7 @@ async def stream_vectors(dut):
     result["cycles"] = streamer.cycle
     result["wall_seconds"] = time.monotonic() - t0
     result["protocol_errors"] = streamer.protocol_errors[:20]
+    result["x_signals"] = streamer.x_report
     streamer._report_progress(force=True)
 
     tmp = cfg["result"] + ".tmp"

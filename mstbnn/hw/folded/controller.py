@@ -1,0 +1,208 @@
+"""The schedule walker: reads a layer's packed store record by record.
+
+Each active cycle the controller decodes one step of the current record from
+the :class:`~mstbnn.hw.folded.reader.BitReader`'s ``peek`` bits and tells the
+datapath what to do:
+
+- a root step: weight chunk ``chunk`` (S bits) for the SIMD XNOR-popcount;
+- a child step: up to G correction entries (input index + the child's weight
+  bit) for the gather unit, ``count`` of them valid.
+
+The header of a record (flag; for a child: parent slot, length d, negation
+flag) is consumed in the same cycle as its first step, so a root takes
+ceil(N / S) cycles and a child max(1, ceil(d / G)); see
+:mod:`mstbnn.hw.folded.plan`. Records are walked in slot order; the
+reader is rewound in the window's last cycle, ready for the next window.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from mstbnn.hw.folded.plan import LayerPlan
+from mstbnn.hw.folded.reader import BitReader
+
+__all__ = ["Controller"]
+
+
+class Controller(wiring.Component):
+    """Walks one layer's records once per ``start``.
+
+    Parameters
+    ----------
+    plan : LayerPlan
+
+    Ports
+    -----
+    start : In(1)
+        Begin a window; this cycle is already its first step (ignored while busy).
+    en : In(1)
+        Advance; while low in an active cycle, the step is held unchanged.
+    ready : Out(1)
+        Idle and primed: ``start`` is taken.
+    active : Out(1)
+        This cycle is a step (``start`` taken, or a window in progress).
+    first, last, window_last : Out(1)
+        First / last step of the record; last step of the window.
+    is_root : Out(1)
+    slot : Out(range(C))
+    chunk : Out(range(chunks))
+    weights : Out(S)
+        Root step: the record's weight bits ``[chunk*S, chunk*S + S)``.
+    index : Out(G * P)
+        Child step: entry g's input index at ``[g*P +: P]``.
+    sign : Out(G)
+        Child step: entry g's weight bit.
+    count : Out(range(G + 1))
+        Child step: valid entries (lanes 0..count-1).
+    parent : Out(range(C))
+        Child: the parent's slot (valid on every step of the record).
+    length : Out(range(N + 1))
+        Child: d.
+    negate : Out(1)
+        Child: negation edge.
+    """
+
+    def __init__(self, plan: LayerPlan):
+        self.plan = plan
+        lay = plan.layout
+        c, n, s, g = plan.channels, plan.n, plan.simd, plan.gather
+        self.has_children = bool((plan.schedule.parent >= 0).any())
+        super().__init__(
+            {
+                "start": In(1),
+                "en": In(1),
+                "ready": Out(1),
+                "active": Out(1),
+                "first": Out(1),
+                "last": Out(1),
+                "window_last": Out(1),
+                "is_root": Out(1),
+                "slot": Out(range(max(2, c))),
+                "chunk": Out(range(max(2, plan.chunks))),
+                "weights": Out(s),
+                "index": Out(g * lay.index_bits),
+                "sign": Out(g),
+                "count": Out(range(g + 1)),
+                "parent": Out(range(max(2, c))),
+                "length": Out(range(n + 1)),
+                "negate": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        plan, lay = self.plan, self.plan.layout
+        c, n, s, g = plan.channels, plan.n, plan.simd, plan.gather
+        chunks, e, p = plan.chunks, lay.entry_bits, lay.index_bits
+        m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits)
+        peek = rd.peek
+
+        running = Signal()
+        in_record = Signal()  # a record's header has been consumed
+        root_reg = Signal()
+        chunk = Signal(range(max(2, chunks)))
+        remaining = Signal(range(n + 1))
+        parent_reg = Signal(range(max(2, c)))
+        length_reg = Signal(range(n + 1))
+        negate_reg = Signal()
+        slot = Signal(range(max(2, c)))
+
+        active = Signal()
+        m.d.comb += [
+            self.ready.eq(~running & rd.primed),
+            active.eq(running | (self.start & rd.primed)),
+            self.active.eq(active),
+            self.first.eq(~in_record),
+            self.slot.eq(slot),
+        ]
+        is_root = Signal()
+        m.d.comb += [is_root.eq(Mux(in_record, root_reg, ~peek[0])), self.is_root.eq(is_root)]
+
+        # Root steps: S weight bits after the flag (first step) or at the pointer.
+        last_chunk = n - (chunks - 1) * s
+        root_consume = Signal(range(plan.peek_bits + 1))
+        root_last = Signal()
+        with m.If(~in_record):
+            m.d.comb += [
+                self.weights.eq(peek[1 : 1 + s]),
+                self.chunk.eq(0),
+                root_consume.eq(1 + (s if chunks > 1 else n)),
+                root_last.eq(chunks == 1),
+            ]
+        with m.Else():
+            m.d.comb += [
+                self.weights.eq(peek[:s]),
+                self.chunk.eq(chunk),
+                root_consume.eq(Mux(chunk == chunks - 1, last_chunk, s)),
+                root_last.eq(chunk == chunks - 1),
+            ]
+
+        # Child steps: header then entries (first step), or entries at the pointer.
+        child_consume = Signal(range(plan.peek_bits + 1))
+        child_last = Signal()
+        left = Signal(range(n + 1))  # entries of the record not yet consumed
+        if self.has_children:
+            h = lay.child_header_bits
+            pb, lb, nb = lay.parent_bits, lay.length_bits, lay.negate_bits
+            hdr_parent = peek[1 : 1 + pb]
+            hdr_length = peek[1 + pb : 1 + pb + lb]
+            hdr_negate = peek[1 + pb + lb] if nb else 0
+            entries = Signal(g * e)
+            with m.If(~in_record):
+                m.d.comb += [
+                    entries.eq(peek[h : h + g * e]),
+                    left.eq(hdr_length),
+                    self.parent.eq(hdr_parent),
+                    self.length.eq(hdr_length),
+                    self.negate.eq(hdr_negate),
+                ]
+            with m.Else():
+                m.d.comb += [
+                    entries.eq(peek[: g * e]),
+                    left.eq(remaining),
+                    self.parent.eq(parent_reg),
+                    self.length.eq(length_reg),
+                    self.negate.eq(negate_reg),
+                ]
+            count = Signal(range(g + 1))
+            m.d.comb += [
+                count.eq(Mux(left > g, g, left)),
+                self.count.eq(count),
+                child_last.eq(left <= g),
+                child_consume.eq(count * e + Mux(in_record, 0, h)),
+            ]
+            for k in range(g):
+                m.d.comb += [
+                    self.index[k * p : (k + 1) * p].eq(entries[k * e : k * e + p]),
+                    self.sign[k].eq(entries[k * e + p]),
+                ]
+
+        last = Signal()
+        m.d.comb += [
+            last.eq(Mux(is_root, root_last, child_last)),
+            self.last.eq(last),
+            self.window_last.eq(last & (slot == c - 1)),
+        ]
+        step = Signal()
+        m.d.comb += step.eq(active & self.en)
+        with m.If(step):
+            m.d.comb += rd.consume.eq(Mux(is_root, root_consume, child_consume))
+            with m.If(last):
+                m.d.sync += in_record.eq(0)
+                with m.If(slot == c - 1):
+                    m.d.sync += [slot.eq(0), running.eq(0)]
+                    m.d.comb += rd.restart.eq(1)
+                with m.Else():
+                    m.d.sync += [slot.eq(slot + 1), running.eq(1)]
+            with m.Else():
+                m.d.sync += [in_record.eq(1), running.eq(1)]
+                with m.If(is_root):
+                    m.d.sync += chunk.eq(Mux(in_record, chunk + 1, 1))
+                with m.Else():
+                    m.d.sync += remaining.eq(left - g)
+            with m.If(~in_record):
+                m.d.sync += [root_reg.eq(is_root), parent_reg.eq(self.parent), length_reg.eq(self.length), negate_reg.eq(self.negate)]
+        return m

@@ -1,0 +1,117 @@
+"""Synthesis flow: fit check, cell counting, report file, and real yosys + nextpnr runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mstbnn.boards.devices import DEVICES, get_device
+from mstbnn.boards.synth import (
+    check_fit,
+    count_cells,
+    estimate_fit,
+    read_reports,
+    synthesize,
+    write_report,
+    _write_verilog,
+)
+from mstbnn.boards.wrapper import SynthHarness
+from mstbnn.compiler.compile import schedule_network
+from mstbnn.compiler.random import random_dense_network
+from mstbnn.errors import UserError
+from mstbnn.hw.network import NetworkEngine
+
+
+def _small_engine(seed=3, reuse=True):
+    rng = np.random.default_rng(seed)
+    net = schedule_network(random_dense_network(rng, features=12, hidden=(10,), classes=4, bits=4))
+    return NetworkEngine(net, reuse=reuse)
+
+
+@pytest.mark.parametrize("family,luts,carry,want", [("ice40", 100, 30, 100), ("ecp5", 100, 30, 160)])
+def test_fit_counts_carry_cells_as_two_luts_on_ecp5(family, luts, carry, want):
+    device = get_device("ice40-up5k" if family == "ice40" else "ecp5-25k")
+    fit = estimate_fit({"luts": luts, "carry": carry, "ffs": 50}, device, extra_ffs=7)
+    assert fit["luts"] == want and fit["ffs"] == 57 and fit["fits"]
+
+
+def test_design_too_big_is_refused_with_the_numbers_unless_forced():
+    device = get_device("ice40-up5k")
+    fit = estimate_fit({"luts": 9000, "carry": 0, "ffs": 100}, device)
+    with pytest.raises(UserError, match=r"9,000 LUTs > 5,280 available \(170%\).*--force"):
+        check_fit(fit, device, force=False)
+    check_fit(fit, device, force=True)
+
+
+def test_design_that_fits_passes_the_check():
+    device = get_device("ecp5-85k")
+    check_fit(estimate_fit({"luts": 80000, "carry": 1000, "ffs": 100}, device), device, force=False)
+
+
+@pytest.mark.parametrize("family,cells,want", [
+    ("ice40", {"SB_LUT4": 10, "SB_CARRY": 4, "SB_DFF": 3, "SB_DFFESR": 2, "SB_RAM40_4K": 1},
+     {"luts": 10, "carry": 4, "ffs": 5, "bram": 1, "dsp": 0}),
+    ("ecp5", {"LUT4": 10, "CCU2C": 4, "TRELLIS_FF": 6, "MULT18X18D": 2},
+     {"luts": 18, "lut4": 10, "carry": 4, "ffs": 6, "bram": 0, "dsp": 2}),
+])
+def test_cell_counts(family, cells, want):
+    assert count_cells(cells, family) == want
+
+
+def test_report_file_merges_runs_and_rejects_foreign_files(tmp_path):
+    path = tmp_path / "synth.json"
+    assert read_reports(path) == {}
+    write_report(path, "ice40-up5k/reuse", {"fmax_mhz": 50.0})
+    write_report(path, "ice40-up5k/baseline", {"fmax_mhz": 40.0})
+    write_report(path, "ice40-up5k/reuse", {"fmax_mhz": 55.0})
+    runs = read_reports(path)
+    assert runs == {"ice40-up5k/baseline": {"fmax_mhz": 40.0}, "ice40-up5k/reuse": {"fmax_mhz": 55.0}}
+    assert not list(tmp_path.glob("*.tmp"))
+    path.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(UserError, match="not an mstbnn synthesis report"):
+        read_reports(path)
+    path.write_text("{")
+    with pytest.raises(UserError, match="not valid JSON"):
+        read_reports(path)
+
+
+def test_verilog_is_byte_identical_across_runs(tmp_path):
+    a, b = tmp_path / "a.v", tmp_path / "b.v"
+    _write_verilog(SynthHarness(_small_engine(), 4), a)
+    _write_verilog(SynthHarness(_small_engine(), 4), b)
+    assert a.read_bytes() == b.read_bytes()
+    assert str(tmp_path) not in a.read_text()
+
+
+# The real flow, small enough for every test run: so the flow cannot rot.
+@pytest.mark.parametrize("device_name", ["ice40-up5k", "ecp5-25k"])
+def test_real_synthesis_and_place_and_route(tmp_path, device_name):
+    device = get_device(device_name)
+    engine = _small_engine()
+    report = synthesize(engine, device, tmp_path / "build")
+    r = report["resources"]
+    assert 0 < r["lut"]["used"] <= r["lut"]["available"] == device.luts
+    assert 0 < r["ff"]["used"] <= device.ffs
+    # the device table says what nextpnr says
+    assert r["logic_cells"]["available"] == device.luts
+    assert r["bram"]["available"] == device.bram and r["dsp"]["available"] == device.dsp
+    assert r["io"]["available"] == device.io_pins and r["io"]["used"] <= device.io_pins
+    assert report["harness"]["ffs"] <= r["ff"]["used"]
+    fmax = report["fmax_mhz"]
+    assert fmax > 10
+    assert report["throughput_per_s"] == pytest.approx(fmax * 1e6 / engine.initiation_interval, rel=1e-6)
+    assert report["latency_ns"] == pytest.approx(engine.latency * 1e3 / fmax, rel=1e-4)
+    assert report["options"]["yosys"].startswith(f"synth_{device.family}")
+    assert "--timing-allow-fail" in report["options"]["nextpnr"]
+    assert all(v for v in report["tools"].values())
+    for name in ("top.v", "synth.ys", "yosys.log", "nextpnr.log", "report.json"):
+        assert (tmp_path / "build" / name).is_file()
+
+
+def test_tool_failure_is_one_line_naming_the_log(tmp_path):
+    engine = _small_engine()
+    device = get_device("ice40-up5k")
+    # An UP5K target clock of 0 MHz makes nextpnr refuse the run.
+    with pytest.raises(UserError, match=r"nextpnr-ice40 .* failed .*full log: .*nextpnr.log") as info:
+        synthesize(engine, device, tmp_path, freq_mhz=-1)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,130 @@
+"""Bit reader and schedule walker against naive Python walks of the packed store."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from mstbnn.compiler.mst import build_schedule
+from mstbnn.compiler.random import similar_weights
+from mstbnn.compiler.schedule import Schedule
+from mstbnn.hw.folded.controller import Controller
+from mstbnn.hw.folded.plan import LayerPlan
+from mstbnn.hw.folded.reader import BitReader
+
+
+def _run(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("n_bits,word,peek", [(1, 1, 1), (37, 8, 8), (200, 13, 9), (300, 40, 40)])
+def test_reader_peeks_the_stream_at_the_pointer(n_bits, word, peek):
+    rng = np.random.default_rng(n_bits)
+    bits = rng.integers(0, 2, n_bits).astype(bool)
+    padded = np.concatenate([bits, np.zeros(4 * word + peek, dtype=bool)])
+    dut = BitReader(bits, word, peek)
+    seen = []
+
+    async def bench(ctx):
+        await ctx.tick()  # the read port loads in the first cycle after reset
+        ptr = 0
+        for step in range(3 * n_bits // max(1, peek) + 20):
+            restart = rng.random() < 0.05 or ptr > n_bits
+            take = 0 if restart else int(rng.integers(0, peek + 1))
+            ctx.set(dut.restart, int(restart))
+            ctx.set(dut.consume, take)
+            assert ctx.get(dut.primed) == 1
+            got = ctx.get(dut.peek)
+            want = sum(int(b) << i for i, b in enumerate(padded[ptr : ptr + peek]))
+            seen.append((ptr, got, want))
+            await ctx.tick()
+            ptr = 0 if restart else ptr + take
+
+    _run(dut, bench)
+    bad = [(p, g, w) for p, g, w in seen if g != w]
+    assert not bad, f"first mismatch at bit {bad[0][0]}: got {bad[0][1]:#x}, want {bad[0][2]:#x}"
+
+
+def expected_steps(plan: LayerPlan):
+    """The controller's steps for one window, by a naive walk of the schedule."""
+    sched, n, s, g = plan.schedule, plan.n, plan.simd, plan.gather
+    steps = []
+    for slot, j in enumerate(sched.order.tolist()):
+        cyc = int(plan.record_cycles[slot])
+        for t in range(cyc):
+            last = t == cyc - 1
+            if sched.parent[j] < 0:
+                lo = t * s
+                w = plan.weights[j, lo : lo + s]
+                steps.append(("root", slot, t == 0, last, t, sum(int(b) << i for i, b in enumerate(w))))
+            else:
+                pos = sched.positions[j][t * g : (t + 1) * g]
+                entries = tuple((int(k), int(plan.weights[j, k])) for k in pos)
+                parent_slot = int(np.flatnonzero(sched.order == sched.parent[j])[0])
+                steps.append(("child", slot, t == 0, last, parent_slot, len(sched.positions[j]), bool(sched.negate[j]), entries))
+    return steps
+
+
+def _plan(c, n, s, g, variant, seed=0):
+    rng = np.random.default_rng(seed)
+    w = similar_weights(rng, c, n, flip=0.08)
+    if variant == "negation":
+        w = w ^ (np.arange(c) % 2 == 1)[:, None]
+        sched = build_schedule(w, negation=True)
+    elif variant == "plain":
+        sched = Schedule.plain(c)
+    else:
+        sched = build_schedule(w)
+    return LayerPlan(w, sched, s, g)
+
+
+@pytest.mark.parametrize(
+    "c,n,s,g,variant",
+    [(4, 9, 4, 1, "mst"), (8, 27, 8, 2, "mst"), (16, 36, 36, 3, "negation"), (6, 20, 7, 2, "plain"), (12, 64, 16, 4, "mst")],
+)
+def test_controller_walks_the_schedule(c, n, s, g, variant):
+    plan = _plan(c, n, s, g, variant, seed=c + n)
+    dut = Controller(plan)
+    want = expected_steps(plan)
+    assert len(want) == plan.window_cycles
+    got = []
+    p = plan.layout.index_bits
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        while not ctx.get(dut.ready):
+            await ctx.tick()
+        for window in range(2):  # the reader must rewind for a second pass
+            ctx.set(dut.start, 1)
+            steps = []
+            for _ in range(len(want) + 2):
+                if not ctx.get(dut.active):
+                    break
+                slot, first, last = ctx.get(dut.slot), bool(ctx.get(dut.first)), bool(ctx.get(dut.last))
+                if ctx.get(dut.is_root):
+                    chunk = ctx.get(dut.chunk)
+                    valid = min(plan.simd, plan.n - chunk * plan.simd)  # bits past N belong to the next record
+                    steps.append(("root", slot, first, last, chunk, ctx.get(dut.weights) & ((1 << valid) - 1)))
+                else:
+                    cnt, idx, sgn = ctx.get(dut.count), ctx.get(dut.index), ctx.get(dut.sign)
+                    entries = tuple((((idx >> (k * p)) & ((1 << p) - 1)), (sgn >> k) & 1) for k in range(cnt))
+                    steps.append(("child", slot, first, last, ctx.get(dut.parent), ctx.get(dut.length), bool(ctx.get(dut.negate)), entries))
+                assert ctx.get(dut.window_last) == (len(steps) == len(want))
+                # A random hold on the window's last step must not change anything.
+                if ctx.get(dut.window_last) and window == 0:
+                    ctx.set(dut.en, 0)
+                    await ctx.tick()
+                    ctx.set(dut.en, 1)
+                    assert ctx.get(dut.active) and ctx.get(dut.window_last)
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+            got.append(steps)
+            await ctx.tick()  # one idle cycle between windows
+
+    _run(dut, bench)
+    for steps in got:
+        assert len(steps) == len(want)
+        for k, (a, b) in enumerate(zip(steps, want)):
+            assert a == b, f"step {k}: got {a}, want {b}"
