@@ -30,7 +30,7 @@ from mstbnn.compiler.ir import Threshold  # noqa: E402
 from mstbnn.compiler.mst import build_schedule  # noqa: E402
 from mstbnn.compiler.random import similar_weights  # noqa: E402
 from mstbnn.compiler.schedule import Schedule  # noqa: E402
-from mstbnn.hw.estimate import estimate_stage  # noqa: E402
+from mstbnn.hw.estimate import estimate_stage, stage_features  # noqa: E402
 from mstbnn.hw.layers import BinaryStage  # noqa: E402
 
 SYNTH = {
@@ -106,10 +106,11 @@ def main(argv=None):
         cells = summarize(synth(v, "layer", args.family), args.family)
         row = {"tree": tag, "xnors": sched.xnors(args.n), "height": sched.height, "roots": len(sched.roots),
                "depth": stage.depth, "corrections": stage.corrections, **{f"syn_{k}": v for k, v in cells.items()},
-               **{f"est_{k}": v for k, v in est.items()}}
+               **{f"est_{k}": v for k, v in est.items()},
+               **{f"feat_{k}": v for k, v in stage_features(stage).items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    (out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}.json").write_text(json.dumps(rows, indent=1))
+    (out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{args.corrections}.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

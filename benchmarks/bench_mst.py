@@ -9,7 +9,9 @@ minimum-height MST and the Schedule with its correction sets), median of 5
 runs, and prints markdown tables: time (median, min-max), tree weight, height
 (and the height of a plain Prim tree from channel 0 for comparison), roots,
 and the XNOR reduction ratio C*N / (N*roots + weight). On random weights about
-2x is expected: a sanity anchor, not a goal.
+2x is expected: a sanity anchor, not a goal. Variants: plain, negation edges,
+max_depth 8 and 4, and an edge_cost of ceil(d / 64) (a folded gather unit
+fetching 64 positions per cycle).
 
 A second table uses "drifted" weights (every channel a copy of a random
 earlier channel with 0.5 % of its bits flipped): small distances and many
@@ -37,6 +39,7 @@ VARIANTS = [
     ("negation", {"negation": True}),
     ("max_depth=8", {"max_depth": 8}),
     ("max_depth=4", {"max_depth": 4}),
+    ("edge_cost=ceil(d/64)", {"edge_cost": lambda d: -(-d // 64)}),
 ]
 
 

@@ -92,12 +92,13 @@ def _cmd_synth(args) -> int:
 
 
 def _cmd_bitstream(args) -> int:
-    from mstbnn.boards.bitstream import build_bitstream, get_board
+    from mstbnn.boards.bitstream import build_bitstream, get_board, uart_divisor
     from mstbnn.boards.devices import DEVICES
     from mstbnn.boards.protocol import format_from_network
     from mstbnn.boards.synth import check_fit, estimate_fit
 
     board = get_board(args.board)
+    uart_divisor(board.clock_hz, args.baud)  # refuse an unreachable baud rate before any work
     device = DEVICES[board.device]
     net = _load_network(args.dir)
     engine = make_engine(net, args.baseline)

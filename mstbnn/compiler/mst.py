@@ -2,22 +2,23 @@
 
 A binary layer's output channels form a complete graph whose edge weight is
 the Hamming distance between two channels' weight bits: the number of XNORs
-a child pays to reconstruct its sum from its parent's (see
-``docs/mst.md`` and ``/work/shared/design/mst-reuse.md``). This module
-builds that distance matrix bit-packed, and from it a :class:`Schedule`:
+a child pays to reconstruct its sum from its parent's (docs/mst.md). This
+module builds that distance matrix bit-packed, and from it a
+:class:`~mstbnn.compiler.schedule.Schedule`:
 
 - unconstrained: a spanning tree of exactly minimum total weight, chosen among
   the equal-weight minimum spanning trees for small height (Prim with ties
-  broken toward the shallower attachment point, from several roots, then
-  re-rooted at the tree centre and shallowed by equal-weight re-attachment);
+  broken toward the shallower attachment point, from several roots, each tree
+  re-rooted at its centre and shallowed by equal-weight re-attachment);
 - ``max_depth=H``: a forest of height <= H over the virtual-source graph
-  (every channel joined to a virtual node by the root cost N), built by a
-  depth-constrained Prim and by cutting the unconstrained tree, both polished
-  by local search;
+  (every channel joined to a virtual node by the root cost N): starts from
+  depth-capped Prim (with level penalties), farthest-first hub hierarchies
+  and the unconstrained tree cut bottom-up, the cheapest polished by local
+  search (subtree moves and facility-location "hub" moves);
 - ``negation=True``: edge weight min(d, N - d), the child negating its
   parent's sum where N - d < d;
 - ``edge_cost``: edges weighed by hardware cost instead of XNOR count, roots
-  by ``edge_cost(N)``.
+  by ``edge_cost(N)``, cost ties broken by XNOR count.
 
 All choices are deterministic: ties go to the lowest channel index.
 """
@@ -161,6 +162,8 @@ def _graph(weights, negation: bool, edge_cost: Callable | None):
         True where that edge is a negation edge.
     root_cost : int
         Cost of computing a channel from scratch (``N`` or ``edge_cost(N)``).
+    size : ndarray of int64 (C, C)
+        Correction-set size of that edge (d, or N - d for a negation edge).
     """
     bits = _as_bits(weights)
     n = bits.shape[1]
@@ -180,7 +183,40 @@ def _graph(weights, negation: bool, edge_cost: Callable | None):
         neg = np.zeros(dist.shape, dtype=bool)
         cost = plain
     np.fill_diagonal(neg, False)
-    return bits, np.ascontiguousarray(cost, dtype=np.int64), neg, root_cost
+    size = np.where(neg, n - dist, dist)
+    return bits, np.ascontiguousarray(cost, dtype=np.int64), neg, root_cost, size
+
+
+# Keys in _prim reach cost * (C + 2) * (1 + 4 * depth); stay clear of int64.
+_KEY_LIMIT = 1 << 62
+
+
+def _check_key_range(cost: np.ndarray, root_cost: int, depth_factor: int) -> int:
+    """Largest cost; UserError if Prim's keys could overflow int64."""
+    c = cost.shape[0]
+    top = max(int(cost.max()), int(root_cost))
+    if top * (c + 2) * depth_factor >= _KEY_LIMIT:
+        raise UserError(
+            f"edge_cost: costs up to {top} are too large to schedule {c} channels; scale the cost function down"
+        )
+    return top
+
+
+def _refine_by_size(cost: np.ndarray, root_cost: int, size: np.ndarray, n: int, max_depth: int | None):
+    """Break hardware-cost ties by XNOR count (correction size, N for a root).
+
+    Weights become cost * M + size with M = C * N + 1, larger than any
+    forest's total size, so a minimum forest under the new weights is a
+    minimum-cost forest that, among those, has the fewest XNORs. Returned
+    unchanged if the keys could overflow int64.
+    """
+    c = cost.shape[0]
+    depth_factor = 4 * (max_depth if max_depth is not None else 0) + 2
+    top = _check_key_range(cost, root_cost, depth_factor)
+    mult = c * n + 1
+    if (top * mult + n) * (c + 2) * depth_factor >= _KEY_LIMIT:
+        return cost, root_cost
+    return cost * mult + size, root_cost * mult + n
 
 
 # ---------------------------------------------------------------------------
@@ -450,9 +486,23 @@ def _single_moves(cost: np.ndarray, root_cost: int, parent: np.ndarray, max_dept
     level = _levels(parent)
     idx = np.arange(c)
     scale = np.int64(c + 2)
+    big = np.iinfo(np.int64).max
     for _ in range(_MAX_SWEEPS):
         moved = False
-        for v in range(c):
+        # One C x C pass finds the channels that could move at all (subtrees
+        # ignored, so a superset); moves during the sweep may stale it, the
+        # next sweep recomputes it, and the search stops only on a fresh one.
+        cur_all = np.full(c, root_cost, dtype=np.int64)
+        kids = np.flatnonzero(parent >= 0)
+        cur_all[kids] = cost[parent[kids], kids]
+        sub_height = _subtree_heights(parent, level)
+        fits = level[None, :] + 1 + sub_height[:, None] <= max_depth
+        reach = np.where(fits, cost * scale + (level + 1)[None, :], big)
+        np.fill_diagonal(reach, big)
+        hopeful = np.flatnonzero(
+            (reach.min(axis=1) < cur_all * scale + level) | (root_cost * scale < cur_all * scale + level)
+        )
+        for v in hopeful.tolist():
             lv = int(level[v])
             cur_cost = root_cost if parent[v] < 0 else int(cost[parent[v], v])
             cur_key = cur_cost * scale + lv
@@ -510,40 +560,63 @@ def _hub_moves(cost: np.ndarray, root_cost: int, parent: np.ndarray, max_depth: 
     """
     c = cost.shape[0]
     parent = parent.copy()
-    level = _levels(parent)
-    sub_height = _subtree_heights(parent, level)
     changed = False
-    for v in range(c):
-        lv = int(level[v])
-        if lv == 0:
-            continue
-        children = np.flatnonzero(parent >= 0)
+    big = np.iinfo(np.int64).max
+
+    def state():
+        level = _levels(parent)
+        # u fits below a lifted v at level t iff t <= max_depth - 1 - height below u.
+        fit = max_depth - 1 - _subtree_heights(parent, level)
         cur = np.full(c, root_cost, dtype=np.int64)
-        cur[children] = cost[parent[children], children]
+        kids = np.flatnonzero(parent >= 0)
+        cur[kids] = cost[parent[kids], kids]
+        by_level = np.argsort(level, kind="stable")
+        below = np.searchsorted(level[by_level], np.arange(max_depth), side="left")  # count of level < t
+        return level, fit, cur, by_level, below
+
+    level, fit, cur, by_level, below = state()
+    # Prefilter (a superset, refreshed on every call): v can only pay off if what
+    # it could save others, plus its own edge, exceeds its cheapest new edge.
+    saving = np.maximum(cur[None, :] - cost, 0).sum(axis=1)
+    off_diag = cost + np.diag(np.full(c, root_cost, dtype=np.int64))
+    cheapest_lift = np.minimum(off_diag.min(axis=0), root_cost)
+    hopeful = np.flatnonzero((level > 0) & (cheapest_lift - cur - saving < 0))
+    for v in hopeful.tolist():
+        lv = int(level[v])
+        top = min(lv, max_depth - 1)  # highest level v may be lifted to
         gain = cur - cost[v]
         gain[v] = 0
-        best = (0, None, None)
-        for t in range(0, min(lv, max_depth - 1) + 1):
-            if t == 0:
-                q, lift = -1, root_cost
-            else:
-                allowed = np.flatnonzero(level < t)
-                q = int(allowed[np.argmin(cost[allowed, v])])
-                lift = int(cost[q, v])
-            ok = (gain > 0) & (sub_height <= max_depth - 1 - t)
-            a = q
-            while a >= 0:  # adopting q or its ancestors would close a cycle
-                ok[a] = False
-                a = int(parent[a])
-            delta = (lift - int(cur[v])) - int(gain[ok].sum())
-            if delta < best[0]:
-                best = (delta, q, ok)
-        if best[1] is not None:
-            _, q, ok = best
+        pos = gain > 0
+        # Savings for every t at once: bucket gains by the deepest t each u allows.
+        buckets = np.bincount(np.clip(fit[pos], -1, max_depth - 1) + 1, weights=gain[pos], minlength=max_depth + 1)
+        saved = np.cumsum(buckets[::-1])[::-1].astype(np.int64)  # saved[k] = gains with fit >= k - 1
+        # Cheapest lift to every t: root for t = 0, else a running minimum over levels < t.
+        run_min = np.minimum.accumulate(cost[v][by_level])
+        lift = np.full(top + 1, big, dtype=np.int64)
+        lift[0] = root_cost
+        for t in range(1, top + 1):
+            if below[t] > 0:
+                lift[t] = run_min[below[t] - 1]
+        delta = np.where(lift < big, lift - cur[v] - saved[1 : top + 2], big)
+        t = int(np.argmin(delta))
+        if delta[t] >= 0:
+            continue
+        # Exact check for the chosen t (the estimate ignored q's ancestors).
+        if t == 0:
+            q = -1
+        else:
+            allowed = by_level[: below[t]]
+            q = int(allowed[np.argmin(cost[v][allowed])])
+        ok = pos & (fit >= t)
+        a = q
+        while a >= 0:  # adopting q or its ancestors would close a cycle
+            ok[a] = False
+            a = int(parent[a])
+        exact = int(lift[t]) - int(cur[v]) - int(gain[ok].sum())
+        if exact < 0:
             parent[v] = q
             parent[ok] = v
-            level = _levels(parent)
-            sub_height = _subtree_heights(parent, level)
+            level, fit, cur, by_level, below = state()
             changed = True
     return parent, changed
 
@@ -628,8 +701,10 @@ def build_schedule(
         hardware costs of the same shape (e.g. ``lambda d: -(-d // G)`` for a
         gather unit fetching G positions per cycle). Edges are then weighed
         by cost, roots by ``edge_cost(N)``, and a channel becomes a root when
-        its correction would cost more than computing it afresh. Positions in
-        the schedule are still the true correction sets.
+        its correction would cost more than computing it afresh. Among forests
+        of equal cost, the one with fewer XNORs (correction positions, N per
+        root) wins. Positions in the schedule are still the true correction
+        sets.
 
     Returns
     -------
@@ -643,7 +718,9 @@ def build_schedule(
         returning something other than non-negative integers of the same shape.
     """
     max_depth = _check_max_depth(max_depth)
-    bits, cost, neg, root_cost = _graph(weights, bool(negation), edge_cost)
+    bits, cost, neg, root_cost, size = _graph(weights, bool(negation), edge_cost)
+    if edge_cost is not None:
+        cost, root_cost = _refine_by_size(cost, root_cost, size, bits.shape[1], max_depth)
     if edge_cost is None and max_depth is None:
         # A single tree: roots cost more than any edge, so Prim never opens a second one.
         root_cost = int(cost.max()) + 1
@@ -664,7 +741,7 @@ def mst_weight(weights, negation: bool = False) -> int:
     ``build_schedule(weights, negation=negation)``; a depth-limited schedule
     ``s`` costs ``s.xnors(N) - (N + mst_weight(weights, negation))`` extra XNORs.
     """
-    _, cost, _, _ = _graph(weights, bool(negation), None)
+    _, cost, _, _, _ = _graph(weights, bool(negation), None)
     parent = _prim(cost, int(cost.max()) + 1, 0, tie_break=False, max_level=None)
     return _forest_cost(cost, 0, parent)
 
@@ -676,7 +753,8 @@ def min_forest_cost(weights, *, negation: bool = False, edge_cost: Callable | No
     XNOR count of the best unconstrained schedule); with it, costs are
     ``edge_cost`` of the correction sizes and ``edge_cost(N)`` per root.
     """
-    _, cost, _, root_cost = _graph(weights, bool(negation), edge_cost)
+    _, cost, _, root_cost, _ = _graph(weights, bool(negation), edge_cost)
+    _check_key_range(cost, root_cost, 2)
     parent = _prim(cost, root_cost, 0, tie_break=False, max_level=None)
     return _forest_cost(cost, root_cost, parent)
 

@@ -25,12 +25,14 @@ __all__ = [
     "width_of",
     "XnorPopcount",
     "DeltaUpdate",
+    "DeltaThreshold",
     "ThresholdUnit",
     "WindowGenerator",
     "Collector",
     "OrPool",
     "Argmax",
     "tree_latency",
+    "threshold_cut",
 ]
 
 
@@ -244,6 +246,80 @@ class DeltaUpdate(wiring.Component):
         return m
 
 
+class DeltaThreshold(wiring.Component):
+    """A leaf child's delta update fused with its threshold: one adder, its sign is the bit.
+
+    A leaf only needs its output bit, so instead of computing
+    ``v = base + 2 * corr + bias`` and then comparing ``v`` with the cut,
+    it computes ``v - cut`` (direction +1) or ``cut - v`` (direction -1) in
+    one adder and takes the complement of the sign: one carry chain instead
+    of two. Same parameters as :class:`DeltaUpdate` plus the threshold (in
+    the y domain, with ``y = scale * v + ybias``).
+
+    Ports
+    -----
+    parent : In(shape_of(*parent_range))
+    corr : In(shape_of(*corr_range))
+    bit : Out(1)
+    """
+
+    def __init__(self, delta: "DeltaUpdate", threshold: int, direction: int, *, scale: int = 1, ybias: int = 0):
+        self.delta = delta
+        self.direction = 1 if int(direction) > 0 else -1
+        self.cut, self.constant = threshold_cut(delta.out_range, threshold, self.direction, scale, ybias)
+        # diff = sign_p * parent + sign_c * 2 * corr + const, with bit = diff >= 0.
+        sign_p = -1 if delta.negate else 1
+        const = delta.bias + (delta.offset if delta.negate else 0)
+        if self.direction > 0:  # v - cut
+            self.sign_p, self.sign_c, self.const = sign_p, 1, const - self.cut
+        else:  # cut - v
+            self.sign_p, self.sign_c, self.const = -sign_p, -1, self.cut - const
+        plo, phi = delta.parent_range
+        clo, chi = delta.corr_range
+        terms = [sorted((self.sign_p * plo, self.sign_p * phi)), sorted((2 * self.sign_c * clo, 2 * self.sign_c * chi))]
+        self.diff_range = (terms[0][0] + terms[1][0] + self.const, terms[0][1] + terms[1][1] + self.const)
+        super().__init__(
+            {
+                "parent": In(shape_of(*delta.parent_range)),
+                "corr": In(shape_of(*delta.corr_range)),
+                "bit": Out(1),
+            }
+        )
+
+    @property
+    def adder_width(self) -> int:
+        return shape_of(min(self.diff_range[0], -1), max(self.diff_range[1], 0)).width
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.constant is not None:
+            m.d.comb += self.bit.eq(self.constant)
+            return m
+        small = self.corr * 2 + self.const if self.sign_c > 0 else self.const - self.corr * 2
+        expr = self.parent + small if self.sign_p > 0 else small - self.parent
+        diff = Signal(shape_of(min(self.diff_range[0], -1), max(self.diff_range[1], 0)))
+        m.d.comb += [diff.eq(expr), self.bit.eq(~diff[-1])]
+        return m
+
+
+def threshold_cut(value_range, threshold: int, direction: int, scale: int, bias: int):
+    """Move ``y >= t`` / ``y <= t`` (y = scale * v + bias) into v's domain.
+
+    Returns (cut, constant): the hardware compares ``v >= cut`` (direction
+    +1) or ``v <= cut`` (-1); ``constant`` is 0 or 1 when the outcome is the
+    same for every v in ``value_range``, else None.
+    """
+    lo, hi = value_range
+    num = int(threshold) - int(bias)
+    if direction > 0:
+        cut = -((-num) // scale)  # v >= ceil((t - b) / a)
+        constant = 1 if cut <= lo else 0 if cut > hi else None
+    else:
+        cut = num // scale  # v <= floor((t - b) / a)
+        constant = 1 if cut >= hi else 0 if cut < lo else None
+    return cut, constant
+
+
 class ThresholdUnit(wiring.Component):
     """Integer compare with direction: ``bit = y >= t`` (direction +1) or ``y <= t`` (-1).
 
@@ -265,14 +341,7 @@ class ThresholdUnit(wiring.Component):
         if scale <= 0:
             raise ValueError("scale must be positive")
         self.scale, self.bias = int(scale), int(bias)
-        lo, hi = self.value_range
-        num = self.threshold - self.bias
-        if self.direction > 0:
-            self.cut = -((-num) // self.scale)  # v >= ceil((t - b) / a)
-            self.constant = 1 if self.cut <= lo else 0 if self.cut > hi else None
-        else:
-            self.cut = num // self.scale  # v <= floor((t - b) / a)
-            self.constant = 1 if self.cut >= hi else 0 if self.cut < lo else None
+        self.cut, self.constant = threshold_cut(self.value_range, self.threshold, self.direction, self.scale, self.bias)
         super().__init__({"value": In(shape_of(*self.value_range)), "bit": Out(1)})
 
     def elaborate(self, platform):

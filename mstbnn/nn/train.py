@@ -40,6 +40,10 @@ class TrainConfig:
     max_depth, negation :
         Tree options, the same ones the compile step should use.
     distance, margin : regulariser distance (see :mod:`mstbnn.nn.regularizer`).
+    finetune_epochs : int
+        Extra epochs at the end with the binary weights frozen (so the trees
+        and the XNOR count are final) training only BatchNorm and the score
+        scale, at a tenth of ``lr``: the thresholds adapt to the final weights.
     """
 
     epochs: int = 60
@@ -52,8 +56,9 @@ class TrainConfig:
     mst_ramp: int = 10
     max_depth: int | None = None
     negation: bool = False
-    distance: str = "hinge"
+    distance: str = "l1"
     margin: float = 0.05
+    finetune_epochs: int = 0
 
 
 @contextlib.contextmanager
@@ -136,10 +141,17 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=config.epochs, unit="epoch", desc="train", leave=False, dynamic_ncols=True)
+            bar = tqdm(total=config.epochs + config.finetune_epochs, unit="epoch", desc="train", leave=False, dynamic_ncols=True)
         step = 0
-        for epoch in range(config.epochs):
-            lam = lambda_at(epoch, config.mst_lambda, config.mst_warmup, config.mst_ramp)
+        n_epochs = config.epochs + config.finetune_epochs
+        for epoch in range(n_epochs):
+            finetune = epoch >= config.epochs
+            if finetune and epoch == config.epochs:
+                for w in latents:
+                    w.requires_grad_(False)
+                opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr * 0.1)
+                sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+            lam = 0.0 if finetune else lambda_at(epoch, config.mst_lambda, config.mst_warmup, config.mst_ramp)
             model.train()
             perm = torch.randperm(n, generator=gen)
             loss_sum = pen_sum = 0.0
@@ -155,7 +167,7 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                         reg.rebuild()
                     pen = reg.penalty()
                     total = loss + lam * pen
-                    pen_sum += float(pen) * len(idx)
+                    pen_sum += float(pen.detach()) * len(idx)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
@@ -163,7 +175,7 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                 with torch.no_grad():
                     for w in latents:
                         w.clamp_(-1.0, 1.0)
-                loss_sum += float(loss) * len(idx)
+                loss_sum += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == yb).sum())
                 step += 1
             stats = network_stats(model, max_depth=config.max_depth, negation=config.negation)
@@ -182,7 +194,7 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                 "max_height": stats["max_height"],
             }
             history.append(entry)
-            line = (f"epoch {epoch + 1}/{config.epochs}  lambda {lam:.3g}  loss {entry['loss']:.4f}  "
+            line = (f"epoch {epoch + 1}/{n_epochs}{' (fine-tune)' if finetune else ''}  lambda {lam:.3g}  loss {entry['loss']:.4f}  "
                     f"train {entry['train_acc']:.2f}%  test {entry['test_acc']:.2f}%  "
                     f"MST distance {entry['mst_weight']}  reduction {entry['xnor_ratio']:.2f}x  "
                     f"height {entry['max_height']}")
@@ -196,6 +208,8 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                     log(line)
         if bar is not None:
             bar.close()
+        for w in latents:
+            w.requires_grad_(True)
     model.eval()
     return history
 

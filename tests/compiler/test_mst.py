@@ -446,3 +446,31 @@ def test_benchmark_size_is_fast_and_minimal():
     elapsed = time.perf_counter() - start
     assert sched.weight == scipy_mst_weight(hamming_matrix(bits))
     assert elapsed < 2.0, f"build_schedule took {elapsed:.2f} s for 512 x 4608"
+
+
+def test_edge_cost_ties_prefer_fewer_positions():
+    # A path of distance-3 steps: with a gather unit of 64 positions per cycle every
+    # edge costs one cycle, so every spanning tree is cost-optimal; the scheduler
+    # must still pick the one storing the fewest positions, the plain MST.
+    c, n = 40, 3 * 40
+    bits = np.arange(n)[None, :] < (3 * np.arange(c))[:, None]
+
+    def one_fetch(d):
+        return -(-d // 64)
+
+    sched = build_schedule(bits, edge_cost=one_fetch)
+    assert len(sched.roots) == 1
+    assert schedule_cost(sched, n, one_fetch) == min_forest_cost(bits, edge_cost=one_fetch)
+    assert sched.weight == mst_weight(bits) == 3 * (c - 1)
+    capped = build_schedule(bits, edge_cost=one_fetch, max_depth=1)
+    # Depth 1 is free in cycles here (a star costs one cycle per child too).
+    assert capped.height <= 1
+    assert schedule_cost(capped, n, one_fetch) == min_forest_cost(bits, edge_cost=one_fetch)
+
+
+def test_edge_cost_too_large_is_a_user_error():
+    bits = np.eye(4, dtype=bool)
+    with pytest.raises(UserError, match="too large"):
+        build_schedule(bits, edge_cost=lambda d: d + (1 << 60))
+    with pytest.raises(UserError, match="too large"):
+        min_forest_cost(bits, edge_cost=lambda d: d + (1 << 60))

@@ -69,7 +69,7 @@ def run_stream(dut, beats: list[int], n_out: int, *, in_prob=1.0, out_prob=1.0, 
             cycle += 1
 
     sim = Simulator(dut)
-    sim.add_clock(1e-6)
+    sim.add_clock(1e-6, if_exists=True)
     sim.add_testbench(bench)
     sim.run()
     return result["out"], result["in_cycles"], result["out_cycles"]

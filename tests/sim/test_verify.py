@@ -96,3 +96,89 @@ def test_mismatched_design_shape_is_refused(tmp_path):
     design.values_per_beat = 7
     with pytest.raises(ValueError, match="design expects 1 of 7"):
         simulate(net, design, random_vectors(net, 2, rng), build_dir=tmp_path / "build")
+
+
+# --- the real engine (mstbnn.hw) -------------------------------------------------
+
+
+def _real(artefacts, kind, baseline):
+    from mstbnn.compiler.io import load
+    from mstbnn.sim.design import Design
+
+    d = artefacts[kind]
+    sub = "rtl-baseline" if baseline else "rtl"
+    return load(d), Design.from_hw_json(d / sub / "mstbnn_top.json"), d / "sim_build" / sub
+
+
+# Known hw defect, found by this suite: under Icarus (4-state) the first image
+# after reset of a conv network comes out as X on out_class/out_scores (the X
+# sits in the dense stage's collector, pooled pixel 0); Verilator (2-state)
+# hides it. strict: the mark must go once the engine is fixed.
+_CONV_X = "hw: X on the first conv image after reset in a 4-state simulator (reported to hw)"
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("kind, baseline", [("dense", False), ("dense", True), ("conv", False)])
+def test_generated_engine_is_bit_exact_and_on_its_cycle_model(artefacts, simulator, kind, baseline, request):
+    if kind == "conv" and simulator == "icarus":
+        request.applymarker(pytest.mark.xfail(reason=_CONV_X, strict=True))
+    net, design, build = _real(artefacts, kind, baseline)
+    assert design.reuse is not baseline
+    rng = np.random.default_rng(4)
+    x = random_vectors(net, 60 if kind == "conv" else 300, rng)
+    lo, hi = net.input.value_range
+    x[0], x[1] = lo, hi
+    res = simulate(net, design, x, simulator=simulator, build_dir=build, seed=1)
+    assert res.ok, res.problems()
+    assert res.n_exact == len(x)
+    assert res.latency == design.latency and res.initiation_interval == design.initiation_interval
+    if kind == "conv":
+        # one pixel per beat: an image takes at least H*W cycles
+        assert design.beats_per_image == 36 and design.initiation_interval >= 36
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_generated_conv_baseline_is_bit_exact(artefacts, simulator, request):
+    if simulator == "icarus":
+        request.applymarker(pytest.mark.xfail(reason=_CONV_X, strict=True))
+    net, design, build = _real(artefacts, "conv", True)
+    x = random_vectors(net, 60, np.random.default_rng(5))
+    res = simulate(net, design, x, simulator=simulator, build_dir=build, seed=2)
+    assert res.ok, res.problems()
+
+
+def test_generator_bug_in_a_hidden_layer_is_located(tmp_path):
+    """Hardware generated with one weight of hidden layer 3 flipped: the report names layer 3 and the channel."""
+    import copy
+
+    from mstbnn.compiler import execute
+    from mstbnn.compiler.schedule import Schedule
+    from mstbnn.sim.generate import generate_design
+    from tests.sim.conftest import small_network
+
+    net = small_network("dense")
+    assert [l.kind for l in net.layers] == ["input", "dense", "threshold", "dense", "threshold", "dense"]
+    broken_layer = 3
+    x = random_vectors(net, 40, np.random.default_rng(8))
+
+    def flipped(prefix, channel):
+        bad = copy.deepcopy(prefix)
+        if len(bad.layers) > broken_layer:
+            layer = bad.layers[broken_layer]
+            layer.weights[channel, 0] ^= True
+            # same tree, correction sets recomputed: the engine really uses the flipped weight
+            layer.schedule = Schedule.from_parents(layer.weights, layer.schedule.parent, layer.schedule.negate)
+        return bad
+
+    # a channel whose flipped weight changes some vector's scores (through its threshold)
+    golden = execute.run(net, x).scores
+    channel = next(c for c in range(10) if not np.array_equal(execute.run(flipped(net, c), x).scores, golden))
+
+    def buggy_generate(prefix, out_dir):
+        return generate_design(flipped(prefix, channel), out_dir, reuse=True)
+
+    design = buggy_generate(net, tmp_path / "rtl")
+    res = simulate_and_locate(net, design, x, simulator="verilator", build_dir=tmp_path / "build", generate=buggy_generate)
+    assert res.mismatches and not res.ok
+    assert f"layer {broken_layer} (dense), channel {channel}:" in res.divergence, res.divergence

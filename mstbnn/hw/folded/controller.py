@@ -17,7 +17,7 @@ reader is rewound in the window's last cycle, ready for the next window.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -172,7 +172,8 @@ class Controller(wiring.Component):
                 count.eq(Mux(left > g, g, left)),
                 self.count.eq(count),
                 child_last.eq(left <= g),
-                child_consume.eq(count * e + Mux(in_record, 0, h)),
+                # count * e as a table: a multiplier here would sit in the pointer's critical loop
+                child_consume.eq(Array([Const(k * e + h, range(plan.peek_bits + 1)) for k in range(g + 1)])[count] - Mux(in_record, h, 0)),
             ]
             for k in range(g):
                 m.d.comb += [

@@ -1,0 +1,176 @@
+"""Accuracy vs total XNOR reduction on digits: the MST regulariser against plain training.
+
+Trains, per seed:
+
+- ``mlp`` (64-H-H-10) at every lambda in ``--lambdas`` (0 = plain training), trees unconstrained;
+  each model is also compiled afterwards with the depth caps of ``--depths`` ("cap after");
+- ``mlp`` trained *against* depth-capped trees (``--max-depth``) for each cap in ``--depths``
+  at every lambda in ``--depth-lambdas``;
+- ``mlp`` plain (lambda 0) at the narrower widths of ``--widths``: the honest rival,
+  a smaller network a user would try first;
+- ``cnn`` at every lambda in ``--cnn-lambdas``.
+
+Prints one markdown table (mean over seeds): test accuracy (mean +- sd), the drop
+against lambda 0 of the same architecture, total XNORs per inference after
+reuse, the reduction plain -> reuse of that network, the reduction against the
+reference plain network (the lambda-0 mlp at ``--hidden``, no reuse), storage
+ratio with index overhead, and the tallest tree.
+
+Usage::
+
+    nice python benchmarks/bench_compression.py --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(t) for t in text.split(",") if t.strip()]
+
+
+def run_point(job: dict) -> dict:
+    """Train one model; return accuracy and compiled costs (trained depth cap, plus caps applied after)."""
+    import torch
+
+    from mstbnn.compiler import network_cost, schedule_network
+    from mstbnn.nn.data import load_digits
+    from mstbnn.nn.export import to_network
+    from mstbnn.nn.models import build_model
+    from mstbnn.nn.train import TrainConfig, train
+
+    data = load_digits()
+    if job["model"] != "mlp":
+        data = data.as_images()
+    torch.manual_seed(job["seed"])
+    model = build_model(job["model"], data.sample_shape, data.n_classes, hidden=job.get("hidden"),
+                        channels=job.get("channels"), input_threshold=4)
+    cfg = TrainConfig(epochs=job["epochs"], seed=job["seed"], mst_lambda=job["lambda"], max_depth=job["depth"],
+                      distance=job["distance"], finetune_epochs=job["finetune"])
+    t0 = time.time()
+    hist = train(model, data, cfg)
+    net = to_network(model)
+    out = dict(job, acc=hist[-1]["test_acc"], seconds=time.time() - t0, after={})
+    for cap in [job["depth"]] + ([d for d in job["after_caps"]] if job["depth"] is None else []):
+        cost = network_cost(schedule_network(net, max_depth=cap))
+        entry = {k: cost[k] for k in ("xnor_plain", "xnor_reuse", "xnor_ratio", "storage_ratio", "max_height")}
+        if cap == job["depth"]:
+            out.update(entry)
+        else:
+            out["after"][cap] = entry
+    return out
+
+
+def _mean_sd(values):
+    m = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return m, sd
+
+
+def make_table(results: list[dict], ref_hidden: list[int]) -> str:
+    groups: dict = {}
+    for r in results:
+        arch = ",".join(map(str, r.get("hidden") or [])) if r["model"] == "mlp" else \
+            ",".join(map(str, r["channels"])) + "/" + ",".join(map(str, r["hidden"]))
+        groups.setdefault((r["model"], arch, r["lambda"], r["depth"]), []).append(r)
+    ref = groups.get(("mlp", ",".join(map(str, ref_hidden)), 0.0, None))
+    ref_plain = ref[0]["xnor_plain"] if ref else None
+    base_acc = {}
+    for (model, arch, lam, depth), rs in groups.items():
+        if lam == 0.0 and depth is None:
+            base_acc[(model, arch)] = statistics.fmean(r["acc"] for r in rs)
+    rows = ["| model | hidden / conv | lambda | depth cap | seeds | test acc % | drop vs lambda 0 | XNORs (reuse) "
+            "| reduction plain->reuse | vs ref plain | storage ratio | max height |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def row(model, arch, lam, cap_label, rs, key=None):
+        get = (lambda r: r) if key is None else (lambda r: r["after"][key])
+        acc_m, acc_sd = _mean_sd([r["acc"] for r in rs])
+        reuse = statistics.fmean(get(r)["xnor_reuse"] for r in rs)
+        ratio = statistics.fmean(get(r)["xnor_ratio"] for r in rs)
+        storage = statistics.fmean(get(r)["storage_ratio"] for r in rs)
+        height = max(get(r)["max_height"] for r in rs)
+        base = base_acc.get((model, arch))
+        drop = f"{base - acc_m:+.2f}" if base is not None else "n/a"
+        vs_ref = f"{ref_plain / reuse:.1f}x" if ref_plain and model == "mlp" else "n/a"
+        rows.append(f"| {model} | {arch} | {lam:g} | {cap_label} | {len(rs)} | {acc_m:.2f} +- {acc_sd:.2f} | {drop} "
+                    f"| {reuse:,.0f} | {ratio:.1f}x | {vs_ref} | {storage:.1f}x | {height} |")
+
+    def order(k):
+        model, arch, lam, depth = k
+        width = sum(int(w) for w in arch.replace("/", ",").split(",") if w)
+        return (model != "mlp", -width, depth is not None, depth or 0, lam)
+
+    for key in sorted(groups, key=order):
+        model, arch, lam, depth = key
+        rs = groups[key]
+        row(model, arch, lam, "none" if depth is None else f"{depth} (trained)", rs)
+        for cap in sorted(rs[0]["after"]):
+            row(model, arch, lam, f"{cap} (after)", rs, key=cap)
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=_ints, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--finetune", type=int, default=0, help="BN-only fine-tune epochs after training")
+    p.add_argument("--distance", default="l1")
+    p.add_argument("--hidden", type=_ints, default=[256, 256], help="reference mlp hidden widths")
+    p.add_argument("--lambdas", type=_floats, default=[0.0, 1.0, 3.0, 5.0])
+    p.add_argument("--depths", type=_ints, default=[4, 8])
+    p.add_argument("--depth-lambdas", type=_floats, default=[3.0])
+    p.add_argument("--widths", type=_ints, default=[32, 64, 96, 128], help="plain mlp widths (both hidden layers)")
+    p.add_argument("--cnn-lambdas", type=_floats, default=[0.0, 3.0])
+    p.add_argument("--cnn-channels", type=_ints, default=[32, 64])
+    p.add_argument("--cnn-hidden", type=_ints, default=[128])
+    p.add_argument("--cnn-epochs", type=int, default=30)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--json", default=None, help="also write the raw per-run results here")
+    args = p.parse_args(argv)
+
+    common = dict(distance=args.distance, finetune=args.finetune, after_caps=args.depths)
+    jobs = []
+    for seed in args.seeds:
+        for lam in args.lambdas:
+            jobs.append(dict(common, model="mlp", hidden=args.hidden, **{"lambda": lam}, depth=None, seed=seed,
+                             epochs=args.epochs))
+        for depth in args.depths:
+            for lam in args.depth_lambdas:
+                jobs.append(dict(common, model="mlp", hidden=args.hidden, **{"lambda": lam}, depth=depth, seed=seed,
+                                 epochs=args.epochs))
+        for w in args.widths:
+            jobs.append(dict(common, model="mlp", hidden=[w] * len(args.hidden), **{"lambda": 0.0}, depth=None,
+                             seed=seed, epochs=args.epochs))
+        for lam in args.cnn_lambdas:
+            jobs.append(dict(common, model="cnn", channels=args.cnn_channels, hidden=args.cnn_hidden,
+                             **{"lambda": lam}, depth=None, seed=seed, epochs=args.cnn_epochs))
+    # Longest first keeps both workers busy to the end.
+    jobs.sort(key=lambda j: (j["model"] != "cnn", -j["epochs"]))
+    results = []
+    t0 = time.time()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for i, r in enumerate(pool.map(run_point, jobs), 1):
+            results.append(r)
+            print(f"[{i}/{len(jobs)} {time.time() - t0:.0f}s] {r['model']} {r.get('hidden')} lambda {r['lambda']:g} "
+                  f"depth {r['depth']} seed {r['seed']}: acc {r['acc']:.2f}% reduction {r['xnor_ratio']:.1f}x "
+                  f"height {r['max_height']}", file=sys.stderr, flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=str)
+    print(make_table(results, args.hidden))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

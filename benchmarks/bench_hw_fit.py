@@ -1,0 +1,33 @@
+"""Fit the ECP5 LUT / carry coefficients of mstbnn.hw.estimate to bench_hw_layer.py results.
+
+Usage: python benchmarks/bench_hw_fit.py build/bench_hw/*.json
+
+Prints the non-negative least-squares coefficients per feature and the
+estimate-vs-yosys error of every design with the coefficients currently in
+mstbnn/hw/estimate.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+from scipy.optimize import nnls
+
+from mstbnn.hw.estimate import _FEATURES
+
+
+def main(paths):
+    rows = [r for p in paths for r in json.loads(open(p).read()) if "feat_ffs" in r]
+    a = np.array([[r[f"feat_{f}"] for f in _FEATURES] for r in rows], dtype=float)
+    for target in ("luts", "carry"):
+        y = np.array([r[f"syn_{target}"] for r in rows], dtype=float)
+        coef, _ = nnls(a, y)
+        print(target, {f: round(float(c), 3) for f, c in zip(_FEATURES, coef)})
+    for r in rows:
+        print(r["tree"], r.get("feat_ffs"), {k: (r[f"est_{k}"], r[f"syn_{k}"]) for k in ("luts", "carry", "ffs", "lut4_equiv")})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,222 @@
+"""The whole network as one folded, valid/ready stream component.
+
+Same top-level port contract as the unrolled :class:`mstbnn.hw.network.NetworkEngine`
+(``in_valid``/``in_ready``/``in_data`` raw inputs, value f at ``[f*W +: W]``,
+one vector per beat for dense-first networks, one pixel per beat in raster
+order for conv-first; ``out_valid``/``out_ready``/``out_class``/``out_scores``
+with class c's signed score at ``[c*S +: S]``), so simulation and board
+wrappers take either engine.
+
+Binary layers become :class:`~mstbnn.hw.folded.stage.FoldedStage` s, each
+with its own S (SIMD width) and G (gather lanes); max-pools and the final
+argmax are the unrolled engine's :class:`~mstbnn.hw.layers.PoolStage` and
+:class:`~mstbnn.hw.layers.ArgmaxStage`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from mstbnn.compiler.schedule import Schedule
+from mstbnn.errors import UserError
+from mstbnn.hw.folded.plan import LayerPlan
+from mstbnn.hw.folded.stage import FoldedStage
+from mstbnn.hw.layers import ArgmaxStage, PoolStage
+
+__all__ = ["FoldedNetworkEngine", "plan_folded_stages", "layer_plans"]
+
+
+def _parse(net, reuse: bool):
+    """Walk the IR: yields per binary layer (index, layer, schedule, front, binary, elem_bits, elem_signed, threshold, first)."""
+    layers = net.layers
+    if not layers or layers[0].kind != "input":
+        raise UserError("network: the first layer must be an InputQuantizer; recompile the artefact")
+    quant = layers[0]
+    binary_layers = net.binary_layers()
+    if not binary_layers:
+        raise UserError("network: no binary layer to generate hardware for")
+    last_index = binary_layers[-1][0]
+    if layers[last_index].kind != "dense":
+        raise UserError(f"layer {last_index}: the score layer must be dense for the stream engine (got conv2d)")
+    shape = tuple(quant.shape)
+    pixels = len(shape) == 3
+    binary = quant.mode == "threshold"
+    elem_bits = 1 if binary else quant.bits
+    elem_signed = False if binary else quant.signed
+    first = True
+    items = []
+    i = 1
+    while i < len(layers):
+        layer = layers[i]
+        if layer.kind == "maxpool":
+            c, h, w = shape
+            items.append(("pool", (c, h, w, layer.kernel, layer.stride)))
+            shape = (c, (h - layer.kernel) // layer.stride + 1, (w - layer.kernel) // layer.stride + 1)
+            i += 1
+            continue
+        if layer.kind not in ("dense", "conv2d"):
+            raise UserError(f"layer {i}: unexpected {layer.kind} here; the stream engine expects binary, threshold, maxpool")
+        threshold = None
+        if i != last_index:
+            if i + 1 >= len(layers) or layers[i + 1].kind != "threshold":
+                raise UserError(f"layer {i}: a hidden binary layer must be followed by a threshold")
+            threshold = layers[i + 1]
+        if reuse:
+            if layer.schedule is None:
+                raise UserError(
+                    f"layer {i}: no reuse schedule; compile with schedules (mstbnn compile) or generate the baseline (--baseline)"
+                )
+            schedule = layer.schedule
+        else:
+            schedule = Schedule.plain(layer.out_channels)
+        if layer.kind == "conv2d":
+            if not pixels:
+                raise UserError(f"layer {i}: conv2d after a dense layer is not supported")
+            c, h, w = shape
+            front = {"kind": "window", "channels": c, "height": h, "width": w,
+                     "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding}
+            k, s, p = layer.kernel, layer.stride, layer.padding
+            shape = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        else:
+            if pixels:
+                c, h, w = shape
+                front = {"kind": "collect", "channels": c, "height": h, "width": w}
+            else:
+                front = {"kind": "vector"}
+            pixels = False
+            shape = (layer.out_channels,)
+        items.append(("binary", dict(index=i, layer=layer, schedule=schedule, front=front, binary=binary,
+                                     elem_bits=elem_bits, elem_signed=elem_signed, threshold=threshold,
+                                     quantizer=quant if first else None)))
+        first = False
+        binary, elem_bits, elem_signed = True, 1, False
+        i += 2 if threshold is not None else 1
+    return items
+
+
+def _config_for(config, k: int, n: int):
+    if config is None:
+        return min(n, 32), 2
+    if isinstance(config, dict):
+        return config[k]
+    if isinstance(config, (list, tuple)) and config and isinstance(config[0], (list, tuple)):
+        return config[k]
+    s, g = config
+    return s, g
+
+
+def layer_plans(net, *, reuse: bool = True, config=None) -> list[LayerPlan]:
+    """One :class:`LayerPlan` per binary layer.
+
+    ``config``: None (S = min(N, 32), G = 2), one (S, G) pair for every layer,
+    or a list of pairs, one per binary layer.
+    """
+    plans = []
+    for k, (kind, item) in enumerate([it for it in _parse(net, reuse) if it[0] == "binary"]):
+        n = item["layer"].fan_in
+        s, g = _config_for(config, k, n)
+        plans.append(LayerPlan(item["layer"].weight_matrix, item["schedule"], int(s), int(g), binary=item["binary"],
+                               elem_bits=item["elem_bits"], elem_signed=item["elem_signed"]))
+    return plans
+
+
+def plan_folded_stages(net, *, reuse: bool = True, config=None) -> list:
+    """The stream stages of the folded engine (components, not yet elaborated)."""
+    items = _parse(net, reuse)
+    plans = iter(layer_plans(net, reuse=reuse, config=config))
+    stages = []
+    for kind, item in items:
+        if kind == "pool":
+            stages.append(PoolStage(*item))
+            continue
+        stages.append(FoldedStage(next(plans), front=item["front"], quantizer=item["quantizer"], threshold=item["threshold"]))
+    scores = stages[-1]
+    stages.append(ArgmaxStage(scores.channels, scores.score_width))
+    return stages
+
+
+class FoldedNetworkEngine(wiring.Component):
+    """The folded engine of a compiled network.
+
+    Parameters
+    ----------
+    net : Network
+        Compiled network (with schedules when ``reuse``).
+    reuse : bool
+        False: the plain baseline (every channel a root) from the same generator.
+    config : see :func:`layer_plans`
+        S and G per binary layer; :func:`mstbnn.hw.folded.estimate.choose_config`
+        picks them for a device.
+
+    Attributes
+    ----------
+    input_width, input_values, beats_per_image, score_width, classes :
+        As for the unrolled engine.
+    latency, initiation_interval : int
+        From the exact flow model (:mod:`mstbnn.hw.folded.timing`).
+    window_cycles : list of int
+        W per binary layer.
+    """
+
+    def __init__(self, net, *, reuse: bool = True, config=None):
+        from mstbnn.hw.folded.timing import cycle_model
+
+        self.net = net
+        self.reuse = bool(reuse)
+        self.stages = plan_folded_stages(net, reuse=reuse, config=config)
+        self.plans = [s.plan for s in self.stages if isinstance(s, FoldedStage)]
+        self.config = [(p.simd, p.gather) for p in self.plans]
+        quant = net.layers[0]
+        self.input_width = int(quant.bits)
+        self.input_signed = bool(quant.signed)
+        shape = tuple(quant.shape)
+        if len(shape) == 3:
+            self.input_values, self.beats_per_image = shape[0], shape[1] * shape[2]
+        else:
+            self.input_values, self.beats_per_image = int(np.prod(shape)), 1
+        scores = self.stages[-2]
+        self.classes = scores.channels
+        self.score_width = scores.score_width
+        self.class_width = self.stages[-1].out_class.shape().width
+        self.window_cycles = [p.window_cycles for p in self.plans]
+        self.latency, self.initiation_interval = cycle_model([s.timing for s in self.stages], self.beats_per_image)
+        super().__init__(
+            {
+                "in_valid": In(1),
+                "in_ready": Out(1),
+                "in_data": In(self.input_values * self.input_width),
+                "out_valid": Out(1),
+                "out_ready": In(1),
+                "out_class": Out(self.class_width),
+                "out_scores": Out(self.classes * self.score_width),
+            }
+        )
+
+    @property
+    def storage_bits(self) -> int:
+        return sum(p.storage_bits for p in self.plans)
+
+    def resource_estimate(self, family: str = "ecp5") -> dict:
+        """Estimated LUTs, carry cells, flip-flops and block RAMs for ``family``."""
+        from mstbnn.hw.folded.estimate import estimate_engine
+
+        return estimate_engine(self, family)
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, stage in enumerate(self.stages):
+            m.submodules[f"stage{k}"] = stage
+        first, last = self.stages[0], self.stages[-1]
+        m.d.comb += [first.in_valid.eq(self.in_valid), first.in_data.eq(self.in_data), self.in_ready.eq(first.in_ready)]
+        for a, b in zip(self.stages, self.stages[1:]):
+            m.d.comb += [b.in_valid.eq(a.out_valid), b.in_data.eq(a.out_data), a.out_ready.eq(b.in_ready)]
+        m.d.comb += [
+            self.out_valid.eq(last.out_valid),
+            last.out_ready.eq(self.out_ready),
+            self.out_class.eq(last.out_class),
+            self.out_scores.eq(last.out_data),
+        ]
+        return m

@@ -1,0 +1,290 @@
+"""One folded binary layer as a valid/ready stream stage.
+
+Front end (shared with the unrolled engine): a vector register, a conv
+:class:`~mstbnn.hw.components.WindowGenerator` or a
+:class:`~mstbnn.hw.components.Collector`. It is frozen while it holds a
+window the core has not finished, so the window stays stable without a copy::
+
+    en_front = ~window_valid | release        release = the window's last step is taken
+
+Core, two stages:
+
+1. *walk*: the :class:`~mstbnn.hw.folded.controller.Controller` steps through
+   the records; each step adds one SIMD chunk (root) or one gather batch
+   (child) into the accumulator;
+2. *finish* (the cycle after a record's last step): a child combines its
+   correction with its parent's value from the sums memory
+   (``v = base + 2 q - d`` with ``base = p_i`` or ``N - p_i`` for bits,
+   ``v = +-y_i + 2 corr`` for integers), the value is written back to the
+   sums memory (slot-indexed, read-during-write transparent, so a child can
+   follow its parent directly), thresholded against the slot's entry of
+   the threshold table and shifted into the result register. The window's
+   last finish loads the output register, its bits wired in channel order.
+
+The next window's walk overlaps the previous window's last finish; the walk's
+last step waits until the output register is free, which is the only stall.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from mstbnn.hw.components import Collector, WindowGenerator, shape_of
+from mstbnn.hw.folded.controller import Controller
+from mstbnn.hw.folded.datapath import GatherUnit, SimdXnorPopcount
+from mstbnn.hw.folded.plan import LayerPlan
+
+__all__ = ["FoldedStage", "threshold_table"]
+
+
+def threshold_table(plan: LayerPlan, threshold) -> tuple[list[int], list[int], tuple[int, int]]:
+    """Per-slot (cut, direction) in the hardware value domain, cuts clamped into [lo - 1, hi + 1].
+
+    ``bit = v >= cut`` (direction +1) or ``v <= cut`` (-1); a threshold outside
+    the value range clamps to a cut that gives the same constant bit.
+    """
+    lo, hi = plan.value_range
+    scale, bias = (2, -plan.n) if plan.binary else (1, 0)
+    cuts, dirs = [], []
+    for j in plan.schedule.order.tolist():
+        num = int(threshold.threshold[j]) - bias  # y >= t  <=>  v >= ceil((t - bias) / scale)
+        up = int(threshold.direction[j]) > 0
+        cut = -((-num) // scale) if up else num // scale
+        cuts.append(int(min(max(cut, lo - 1), hi + 1)))
+        dirs.append(1 if up else 0)
+    return cuts, dirs, (lo - 1, hi + 1)
+
+
+def _stream_signature(in_width: int, out_width: int) -> dict:
+    return {
+        "in_valid": In(1),
+        "in_ready": Out(1),
+        "in_data": In(in_width),
+        "out_valid": Out(1),
+        "out_ready": In(1),
+        "out_data": Out(out_width),
+    }
+
+
+class FoldedStage(wiring.Component):
+    """A binary layer (with its threshold) or the score layer, folded.
+
+    Parameters
+    ----------
+    plan : LayerPlan
+    front : dict
+        As for :class:`mstbnn.hw.layers.BinaryStage`: ``{"kind": "vector"}``,
+        ``{"kind": "window", channels, height, width, kernel, stride, padding}``
+        or ``{"kind": "collect", channels, height, width}``.
+    quantizer : InputQuantizer or None
+        First layer only: raw inputs are quantised in the front end.
+    threshold : Threshold or None
+        None for the score layer: its outputs are the signed sums y.
+    score_width : int or None
+        Width of each output score (score layer only); the exact width by default.
+    """
+
+    def __init__(self, plan: LayerPlan, *, front: dict, quantizer=None, threshold=None, score_width: int | None = None):
+        self.plan = plan
+        self.front = dict(front)
+        self.quantizer = quantizer
+        self.threshold = threshold
+        self.channels = plan.channels
+        self.has_children = bool((plan.schedule.parent >= 0).any())
+        if threshold is None:
+            lo, hi = plan.value_range
+            ylo, yhi = (plan.y_of(lo), plan.y_of(hi))
+            self.score_width = score_width or shape_of(min(ylo, -1), max(yhi, 0)).width
+            out_width = self.channels * self.score_width
+        else:
+            self.score_width = None
+            out_width = self.channels
+        raw = quantizer.bits if quantizer is not None else plan.elem_bits
+        in_width = plan.n * raw if self.front["kind"] == "vector" else self.front["channels"] * raw
+        super().__init__(_stream_signature(in_width, out_width))
+
+    @property
+    def window_cycles(self) -> int:
+        return self.plan.window_cycles
+
+    @property
+    def timing(self) -> dict:
+        """What the folded flow model needs: the front end and the walk length per window."""
+        return dict(self.front, walk=self.window_cycles, folded=True)
+
+    # -- front end ------------------------------------------------------------------------
+
+    def _quantize(self, raw, index=None):
+        q = self.quantizer
+        if q is None or q.mode != "threshold":
+            return raw
+        w = q.bits
+        thr = np.asarray(q.thresholds, dtype=np.int64)
+        kind = self.front["kind"]
+        count = self.plan.n if kind == "vector" else self.front["channels"]
+        bits = []
+        for f in range(count):
+            x = raw[f * w : (f + 1) * w]
+            x = x.as_signed() if q.signed else x.as_unsigned()
+            if kind == "vector":
+                bits.append(x >= int(thr[f]))
+            else:
+                t = thr[f].ravel()  # channel f's thresholds, raster order
+                if np.all(t == t[0]):
+                    bits.append(x >= int(t[0]))
+                else:
+                    table = Array([Const(int(v), shape_of(int(t.min()), int(t.max()))) for v in t])
+                    bits.append(x >= table[index])
+        return Cat(*bits)
+
+    def _front(self, m, en):
+        b = self.plan.elem_bits
+        kind = self.front["kind"]
+        if kind == "vector":
+            x0 = Signal(self.plan.n * b, name="x0")
+            valid0 = Signal(name="valid0")
+            with m.If(en):
+                m.d.sync += [x0.eq(self._quantize(self.in_data)), valid0.eq(self.in_valid)]
+            m.d.comb += self.in_ready.eq(en)
+            return x0, valid0
+        f = self.front
+        if kind == "window":
+            m.submodules.window = wg = WindowGenerator(
+                f["channels"], f["height"], f["width"], f["kernel"], f["stride"], f["padding"], elem_bits=b
+            )
+            m.d.comb += [
+                wg.en.eq(en),
+                wg.in_valid.eq(self.in_valid),
+                self.in_ready.eq(wg.in_ready),
+                wg.in_data.eq(self._quantize(self.in_data, wg.in_index)),
+            ]
+            return wg.window, wg.window_valid
+        m.submodules.collect = col = Collector(f["channels"], f["height"], f["width"], elem_bits=b)
+        m.d.comb += [col.en.eq(en), col.in_valid.eq(self.in_valid), self.in_ready.eq(col.in_ready), col.in_data.eq(self.in_data)]
+        return col.out, col.out_valid
+
+    # -- core -----------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        c, n = plan.channels, plan.n
+        en_front = Signal()
+        x, window_valid = self._front(m, en_front)
+
+        # -- stage A: walk the store ---------------------------------------------------
+        m.submodules.ctrl = ctrl = Controller(plan)
+        taken = Signal()  # the held window's walk is complete; the datapath still reads it
+        pending = Signal()  # a walked window has not reached the output register yet
+        out_free = ~self.out_valid | self.out_ready
+        step = Signal()
+        m.d.comb += [
+            ctrl.start.eq(window_valid & ~taken),
+            ctrl.en.eq(~ctrl.window_last | (~pending & out_free)),
+            step.eq(ctrl.active & ctrl.en),
+        ]
+
+        # -- stage B: one SIMD chunk or one gather batch into the accumulator ----------
+        b_valid = Signal()
+        fields = ["first", "last", "window_last", "is_root", "slot", "chunk", "weights", "index", "sign",
+                  "count", "parent", "length", "negate"]
+        b = {f: Signal.like(getattr(ctrl, f), name=f"b_{f}") for f in fields}
+        m.d.sync += b_valid.eq(step)
+        with m.If(step):
+            m.d.sync += [b[f].eq(getattr(ctrl, f)) for f in fields]
+        release = Signal()
+        m.d.comb += [release.eq(b_valid & b["window_last"]), en_front.eq(~window_valid | release)]
+        with m.If(step & ctrl.window_last):
+            m.d.sync += [taken.eq(1), pending.eq(1)]
+        with m.If(release):
+            m.d.sync += taken.eq(0)
+
+        dom = dict(elem_bits=plan.elem_bits, binary=plan.binary, elem_signed=plan.elem_signed)
+        m.submodules.simd = simd = SimdXnorPopcount(n, plan.simd, **dom)
+        m.d.comb += [simd.window.eq(x), simd.chunk.eq(b["chunk"]), simd.weights.eq(b["weights"])]
+        if self.has_children:
+            m.submodules.gather = gat = GatherUnit(n, plan.gather, plan.layout.index_bits, **dom)
+            m.d.comb += [gat.window.eq(x), gat.index.eq(b["index"]), gat.sign.eq(b["sign"]), gat.count.eq(b["count"])]
+            step_sum = Signal(shape_of(min(simd.sum_range[0], gat.sum_range[0], 0), max(simd.sum_range[1], gat.sum_range[1])))
+            m.d.comb += step_sum.eq(Mux(b["is_root"], simd.sum, gat.sum))
+        else:
+            step_sum = Signal(shape_of(min(simd.sum_range[0], 0), simd.sum_range[1]))
+            m.d.comb += step_sum.eq(simd.sum)
+
+        vlo, vhi = plan.value_range
+        vshape = shape_of(min(vlo, 0), vhi)
+        acc = Signal(vshape)
+        acc_next = Signal(vshape)
+        m.d.comb += acc_next.eq(Mux(b["first"], 0, acc) + step_sum)
+
+        # -- stage C: finish a record ----------------------------------------------------
+        f_valid, f_root, f_neg, f_wlast = Signal(), Signal(), Signal(), Signal()
+        f_raw = Signal(vshape)
+        f_len = Signal(range(n + 1))
+        f_slot = Signal(range(max(2, c)))
+        m.d.sync += f_valid.eq(b_valid & b["last"])
+        with m.If(b_valid):
+            m.d.sync += acc.eq(acc_next)
+            with m.If(b["last"]):
+                m.d.sync += [
+                    f_raw.eq(acc_next),
+                    f_root.eq(b["is_root"]),
+                    f_neg.eq(b["negate"]),
+                    f_len.eq(b["length"]),
+                    f_wlast.eq(b["window_last"]),
+                    f_slot.eq(b["slot"]),
+                ]
+
+        value = Signal(vshape)
+        if self.has_children:
+            m.submodules.sums = sums = Memory(shape=vshape, depth=c, init=[])
+            wp = sums.write_port()
+            rp = sums.read_port(transparent_for=(wp,))
+            # Read in stage B (held over the record's steps), used in stage C; a parent
+            # finishing in that same cycle is forwarded by the transparent port.
+            m.d.comb += [rp.addr.eq(b["parent"]), wp.addr.eq(f_slot), wp.data.eq(value), wp.en.eq(f_valid)]
+            parent = rp.data
+            if plan.binary:
+                base = Mux(f_neg, n - parent, parent)
+                child = base + 2 * f_raw - f_len
+            else:
+                base = Mux(f_neg, -parent, parent)
+                child = base + 2 * f_raw
+            m.d.comb += value.eq(Mux(f_root, f_raw, child))
+        else:
+            m.d.comb += value.eq(f_raw)
+
+        slot_of = np.empty(c, dtype=np.int64)
+        slot_of[plan.schedule.order] = np.arange(c)
+        if self.threshold is not None:
+            cuts, dirs, (clo, chi) = threshold_table(plan, self.threshold)
+            cshape = shape_of(clo, chi)
+            cw = cshape.width
+            entries = [(cut & ((1 << cw) - 1)) | (d << cw) for cut, d in zip(cuts, dirs)]
+            m.submodules.thresholds = table = Memory(shape=cw + 1, depth=c, init=entries)
+            tp = table.read_port()
+            m.d.comb += tp.addr.eq(b["slot"])  # read in stage B, used in stage C
+            cut = tp.data[:cw].as_signed() if cshape.signed else tp.data[:cw]
+            bit = Signal()
+            m.d.comb += bit.eq(Mux(tp.data[cw], value >= cut, value <= cut))
+            res = Signal(c)
+            res_next = Cat(res[1:], bit) if c > 1 else bit
+            outs = [res_next[int(slot_of[j])] for j in range(c)]
+        else:
+            sw = self.score_width
+            y = Signal(signed(sw))
+            m.d.comb += y.eq(value * 2 - n if plan.binary else value)
+            res = Signal(c * sw)
+            res_next = Cat(res[sw:], y) if c > 1 else y
+            outs = [res_next[int(slot_of[j]) * sw : (int(slot_of[j]) + 1) * sw] for j in range(c)]
+        with m.If(f_valid):
+            m.d.sync += res.eq(res_next)
+        with m.If(f_valid & f_wlast):
+            m.d.sync += [self.out_data.eq(Cat(*outs)), self.out_valid.eq(1), pending.eq(0)]
+        with m.Elif(self.out_ready):
+            m.d.sync += self.out_valid.eq(0)
+        return m

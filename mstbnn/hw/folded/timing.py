@@ -1,0 +1,200 @@
+"""Exact cycle model of the folded engine: latency and initiation interval.
+
+Like :mod:`mstbnn.hw.timing` for the unrolled engine, the model replays the
+RTL's flow control cycle by cycle (no data). A folded stage's rules, exactly
+those of :mod:`mstbnn.hw.folded.stage`::
+
+    active      = running or (window_valid and not taken and primed)     stage A (walk)
+    window_last = active and step_counter == W - 1
+    ctrl_en     = not window_last or (not pending and (not out_valid or out_ready))
+    step        = active and ctrl_en
+    release     = b_valid and b_window_last                                stage B (datapath)
+    en_front    = not window_valid or release
+    in_ready    = en_front and not (window front on a pad position)
+    on step:        step_counter advances (wraps to 0, running <- 0, after W steps)
+    b_valid <- step, b_window_last <- step and window_last
+    finish  <- b_valid and b_window_last                                   stage C (finish)
+    taken   <- 1 on step and window_last, 0 on release
+    pending <- 1 on step and window_last, 0 on finish
+    out_valid <- 1 on finish, else 0 when out_ready
+
+Pool and argmax stages are the unrolled engine's (one register after the
+front). Per window a folded layer therefore needs W cycles of walk
+(:func:`mstbnn.hw.folded.plan.window_cycles`) plus one: the front end may
+only move once the datapath has read the window's last step. Latency through
+a folded stage is W + 3 (front register, datapath, finish); a window needs
+W + 1 cycles when W >= 2 and the next window is ready (3 when W = 1: the
+output register must be loaded before the next window's last step).
+
+For networks too large to replay (millions of cycles per image),
+:func:`bottleneck_cycles` gives the steady-state bound: the largest
+per-image busy time of any stage.
+"""
+
+from __future__ import annotations
+
+__all__ = ["simulate_flow", "cycle_model", "bottleneck_cycles"]
+
+
+class _Front:
+    """Position counter of a front end: which beat completes a vector/window/image, where the pads are."""
+
+    def __init__(self, spec: dict):
+        self.kind = spec["kind"]
+        self.pos = 0
+        if self.kind == "window":
+            h, w, k, s, p = (spec[key] for key in ("height", "width", "kernel", "stride", "padding"))
+            hp, wp = h + 2 * p, w + 2 * p
+            oh, ow = (hp - k) // s + 1, (wp - k) // s + 1
+            self.pad = [(y < p or y >= h + p) or (x < p or x >= w + p) for y in range(hp) for x in range(wp)]
+            self.ends = [
+                y >= k - 1 and (y - k + 1) % s == 0 and (y - k + 1) // s < oh
+                and x >= k - 1 and (x - k + 1) % s == 0 and (x - k + 1) // s < ow
+                for y in range(hp)
+                for x in range(wp)
+            ]
+            self.period = hp * wp
+        elif self.kind == "collect":
+            self.period = spec["height"] * spec["width"]
+        else:
+            self.period = 1
+
+    def on_pad(self) -> bool:
+        return self.kind == "window" and self.pad[self.pos]
+
+    def step(self, in_valid: bool) -> tuple[bool, bool]:
+        """One enabled cycle: (valid into the stage's first register, consumed an input beat)."""
+        if self.kind == "vector":
+            return in_valid, in_valid
+        if self.kind == "collect":
+            if not in_valid:
+                return False, False
+            done = self.pos == self.period - 1
+            self.pos = (self.pos + 1) % self.period
+            return done, True
+        pad = self.pad[self.pos]
+        if not (pad or in_valid):
+            return False, False
+        done = self.ends[self.pos]
+        self.pos = (self.pos + 1) % self.period
+        return done, not pad
+
+
+class _Stage:
+    def __init__(self, spec: dict):
+        self.front = _Front(spec)
+        self.folded = bool(spec.get("folded"))
+        self.walk = int(spec.get("walk", 0))
+        self.valid0 = False  # the front's output register (window_valid)
+        self.out_valid = False
+        self.running = False
+        self.k = 0
+        self.taken = False
+        self.pending = False
+        self.b_valid = False
+        self.b_wlast = False
+        self.finish = False
+        self.primed = False
+
+    def comb(self, out_ready: bool):
+        """Returns (in_ready, plan) for this cycle given the downstream ready."""
+        if not self.folded:
+            en = (not self.out_valid) or out_ready
+            return en and not self.front.on_pad(), ("pipe", en)
+        active = self.running or (self.valid0 and not self.taken and self.primed)
+        window_last = active and self.k == self.walk - 1
+        ctrl_en = (not window_last) or (not self.pending and ((not self.out_valid) or out_ready))
+        step = active and ctrl_en
+        release = self.b_valid and self.b_wlast
+        en_front = (not self.valid0) or release
+        return en_front and not self.front.on_pad(), ("folded", en_front, step, window_last, release, out_ready)
+
+    def update(self, plan, in_valid: bool) -> bool:
+        """Clock edge; returns whether an input beat was consumed."""
+        consumed = False
+        if plan[0] == "pipe":
+            en = plan[1]
+            if en:
+                v0, consumed = self.front.step(in_valid)
+                self.out_valid = self.valid0
+                self.valid0 = v0
+            return consumed
+        _, en_front, step, window_last, release, out_ready = plan
+        if self.finish:
+            self.out_valid = True
+            self.pending = False
+        elif out_ready:
+            self.out_valid = False
+        self.finish = self.b_valid and self.b_wlast
+        self.b_valid, self.b_wlast = step, step and window_last
+        if step and window_last:
+            self.taken = self.pending = True
+        elif release:
+            self.taken = False
+        if step:
+            if window_last:
+                self.running, self.k = False, 0
+            else:
+                self.running, self.k = True, self.k + 1
+        if en_front:
+            self.valid0, consumed = self.front.step(in_valid)
+        self.primed = True
+        return consumed
+
+
+def simulate_flow(stages: list[dict], beats_per_image: int, images: int, max_cycles: int = 5_000_000):
+    """Replay the flow control with an always-valid source and an always-ready sink.
+
+    Returns (last_beat, out): the cycle of each image's last input handshake
+    and of each output handshake.
+    """
+    model = [_Stage(s) for s in stages]
+    total = beats_per_image * images
+    sent = 0
+    last_beat, out = [], []
+    cycle = 0
+    while len(out) < images:
+        if cycle > max_cycles:
+            raise RuntimeError("folded flow model did not finish: the pipeline is stuck")
+        ready = True
+        plans = [None] * len(model)
+        readies = [False] * len(model)
+        for k in range(len(model) - 1, -1, -1):
+            readies[k], plans[k] = model[k].comb(ready)
+            ready = readies[k]
+        if model[-1].out_valid:
+            out.append(cycle)
+        out_valid = [s.out_valid for s in model]
+        for k, st in enumerate(model):
+            in_valid = (sent < total) if k == 0 else out_valid[k - 1]
+            consumed = st.update(plans[k], in_valid)
+            if k == 0 and consumed:
+                sent += 1
+                if sent % beats_per_image == 0:
+                    last_beat.append(cycle)
+        cycle += 1
+    return last_beat, out
+
+
+def cycle_model(stages: list[dict], beats_per_image: int, images: int = 4) -> tuple[int, int]:
+    """(latency, initiation interval): image 0's last input beat to its output; steady-state output gap."""
+    last_beat, out = simulate_flow(stages, beats_per_image, images)
+    latency = out[0] - last_beat[0]
+    gaps = [b - a for a, b in zip(out[1:], out[2:])] or [out[-1] - out[0] if len(out) > 1 else 1]
+    return latency, max(gaps)
+
+
+def bottleneck_cycles(stages: list[dict], beats_per_image: int) -> int:
+    """Steady-state cycles per image bound: the busiest stage's cycles per image.
+
+    A folded stage is busy W + 1 cycles per window (3 when W = 1); every
+    front end needs at least one cycle per input position (pads included).
+    """
+    worst = beats_per_image
+    for s in stages:
+        f = _Front(s)
+        windows = sum(f.ends) if f.kind == "window" else 1
+        walk = int(s.get("walk", 0))
+        busy = (3 if walk == 1 else walk + 1) if s.get("folded") else 1
+        worst = max(worst, f.period, windows * busy)
+    return worst

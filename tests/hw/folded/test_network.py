@@ -1,0 +1,77 @@
+"""Whole folded networks in the Amaranth simulator: bit-exact against the golden executor,
+latency and initiation interval equal to the flow model."""
+
+import numpy as np
+import pytest
+
+from mstbnn.compiler.compile import schedule_network
+from mstbnn.compiler.execute import run
+from mstbnn.compiler.random import random_conv_network, random_dense_network, random_inputs
+from mstbnn.errors import UserError
+from mstbnn.hw.folded.network import FoldedNetworkEngine
+from mstbnn.hw.folded.timing import bottleneck_cycles
+from tests.hw.streams import pack, run_stream, unpack
+
+NETS = {
+    "dense": lambda rng: random_dense_network(rng, features=16, hidden=(12, 8), classes=4),
+    "dense-int": lambda rng: random_dense_network(rng, features=10, hidden=(8,), classes=3, input_mode="int", bits=4, signed=True),
+    "conv-pool": lambda rng: random_conv_network(rng, input_shape=(1, 6, 6), convs=((4, 3, 1, 1, True),), classes=3),
+    "conv-stride": lambda rng: random_conv_network(
+        rng, input_shape=(2, 7, 7), convs=((4, 3, 1, 1, False), (6, 3, 2, 1, False)), hidden=(5,), classes=3
+    ),
+    "conv-int": lambda rng: random_conv_network(rng, input_shape=(2, 5, 5), convs=((4, 3, 1, 0, False),), classes=3,
+                                                input_mode="int", bits=3, signed=False),
+}
+
+
+def _beats(net, x):
+    bits = net.layers[0].bits
+    beats = []
+    for img in x:
+        if img.ndim == 3:
+            beats += [pack(img[:, yy, xx], bits) for yy in range(img.shape[1]) for xx in range(img.shape[2])]
+        else:
+            beats.append(pack(img, bits))
+    return beats
+
+
+def _check(eng, net, x, **stream):
+    trace = run(net, x)
+    outs, ins, out_cycles = run_stream(eng, _beats(net, x), len(x), out_ports=("out_class", "out_scores"), **stream)
+    for i, (cls, scores) in enumerate(outs):
+        assert unpack(scores, eng.classes, eng.score_width) == trace.scores[i].tolist(), f"image {i}: scores"
+        assert cls == trace.classes[i], f"image {i}: class"
+    return ins, out_cycles
+
+
+@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("reuse", [True, False])
+@pytest.mark.parametrize("config", [(4, 2), (16, 1)])
+def test_network_bit_exact_and_cycle_model_exact(name, reuse, config):
+    rng = np.random.default_rng(len(name) * 31 + config[0])
+    net = schedule_network(NETS[name](rng))
+    eng = FoldedNetworkEngine(net, reuse=reuse, config=config)
+    x = random_inputs(net, rng, 4)
+    _check(eng, net, x, in_prob=0.6, out_prob=0.6, seed=3)
+    ins, out_cycles = _check(eng, net, x)
+    bpi = eng.beats_per_image
+    assert out_cycles[0] - ins[bpi - 1] == eng.latency
+    assert max(b - a for a, b in zip(out_cycles[1:], out_cycles[2:])) == eng.initiation_interval
+    assert bottleneck_cycles([s.timing for s in eng.stages], bpi) <= eng.initiation_interval
+
+
+def test_reuse_saves_cycles_and_storage_on_clustered_weights():
+    rng = np.random.default_rng(5)
+    net = schedule_network(random_dense_network(rng, features=64, hidden=(32,), classes=4))
+    reuse = FoldedNetworkEngine(net, reuse=True, config=(8, 4))
+    plain = FoldedNetworkEngine(net, reuse=False, config=(8, 4))
+    assert reuse.window_cycles[0] < plain.window_cycles[0]
+    assert reuse.initiation_interval < plain.initiation_interval
+
+
+def test_missing_schedule_is_a_user_error():
+    rng = np.random.default_rng(0)
+    net = random_dense_network(rng)
+    with pytest.raises(UserError, match="no reuse schedule"):
+        FoldedNetworkEngine(net, reuse=True)
+    FoldedNetworkEngine(net, reuse=False)  # the baseline needs none
