@@ -80,4 +80,7 @@ def test_layer_bit_exact_and_cycles_match_formula(variant, c, n, s, g, scores):
     gaps = {b - a for a, b in zip(out_cycles, out_cycles[1:])}
     walk = plan.window_cycles
     assert gaps == {3 if walk == 1 else walk + 1}
-    assert {o - i for i, o in zip(ins, out_cycles)} == {walk + 3}
+    latencies = [o - i for i, o in zip(ins, out_cycles)]
+    assert latencies[0] == walk + 3
+    if walk > 1:  # (with W = 1 a window waits for the previous output register in steady state)
+        assert set(latencies) == {walk + 3}
