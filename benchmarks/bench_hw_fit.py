@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from scipy.optimize import nnls
 
-from mstbnn.hw.estimate import _FEATURES
+from mstbnn.hw.estimate import _FEATURES, _cost
 
 
 def main(paths):
@@ -25,8 +25,12 @@ def main(paths):
         y = np.array([r[f"syn_{target}"] for r in rows], dtype=float)
         coef, _ = nnls(a, y)
         print(target, {f: round(float(c), 3) for f, c in zip(_FEATURES, coef)})
+    print("design: (estimate, yosys, error %) with the coefficients in mstbnn/hw/estimate.py")
     for r in rows:
-        print(r["tree"], r.get("feat_ffs"), {k: (r[f"est_{k}"], r[f"syn_{k}"]) for k in ("luts", "carry", "ffs", "lut4_equiv")})
+        est = _cost({k[5:]: v for k, v in r.items() if k.startswith("feat_")}, "ecp5")
+        cmp = {k: (est[k], r[f"syn_{k}"], round(100 * (est[k] - r[f"syn_{k}"]) / max(1, r[f"syn_{k}"]), 1))
+               for k in ("luts", "carry", "ffs", "lut4_equiv")}
+        print(f"n{r.get('n')} c{r.get('c')} flip {r.get('flip')} {r.get('variant')} {r['tree']}", cmp)
 
 
 if __name__ == "__main__":

@@ -76,10 +76,12 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--c", type=int, default=256)
     ap.add_argument("--flip", type=float, default=0.05, help="bit-flip rate around prototypes; 0.5 = random")
-    ap.add_argument("--depths", default="none,8,4", help="comma list of max_depth values (none = unlimited), plus 'plain'")
+    ap.add_argument("--depths", default="plain,none,8,4",
+                    help="comma list: plain (baseline), none (unlimited height) or a max_depth")
     ap.add_argument("--family", default="ecp5", choices=tuple(SYNTH))
     ap.add_argument("--corrections", default="auto")
     ap.add_argument("--tree-levels-per-stage", type=int, default=1)
+    ap.add_argument("--no-fuse-leaves", action="store_true", help="leaves as delta update + separate compare")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="build/bench_hw")
     args = ap.parse_args(argv)
@@ -91,26 +93,28 @@ def main(argv=None):
     thr = Threshold(threshold=np.zeros(args.c, dtype=np.int64), direction=np.ones(args.c, dtype=np.int64))
     out = Path(args.out)
     rows = []
-    for tag in ["plain"] + args.depths.split(","):
-        if tag == "plain":
+    for tag in args.depths.split(","):
+        if tag == "plain":  # the baseline: every channel a root
             sched = Schedule.plain(args.c)
         else:
             sched = build_schedule(w, max_depth=None if tag == "none" else int(tag))
         stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=args.corrections,
-                            tree_levels_per_stage=args.tree_levels_per_stage)
+                            tree_levels_per_stage=args.tree_levels_per_stage,
+                            fuse_leaves=not args.no_fuse_leaves)
         est = estimate_stage(stage, args.family)
-        d = out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{tag}"
+        variant = f"{args.corrections}_g{args.tree_levels_per_stage}{'_nofuse' if args.no_fuse_leaves else ''}"
+        d = out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{variant}_{tag}"
         d.mkdir(parents=True, exist_ok=True)
         v = d / "layer.v"
         v.write_text(verilog.convert(stage, name="layer", emit_src=False))
         cells = summarize(synth(v, "layer", args.family), args.family)
-        row = {"tree": tag, "xnors": sched.xnors(args.n), "height": sched.height, "roots": len(sched.roots),
+        row = {"tree": tag, "variant": variant, "flip": args.flip, "n": args.n, "c": args.c, "xnors": sched.xnors(args.n), "height": sched.height, "roots": len(sched.roots),
                "depth": stage.depth, "corrections": stage.corrections, **{f"syn_{k}": v for k, v in cells.items()},
                **{f"est_{k}": v for k, v in est.items()},
                **{f"feat_{k}": v for k, v in stage_features(stage).items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    (out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{args.corrections}.json").write_text(json.dumps(rows, indent=1))
+    (out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{variant}.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

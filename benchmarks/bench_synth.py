@@ -79,8 +79,12 @@ def xnor_counts(art: Path) -> tuple[int, int]:
     return sum(l["xnor_plain"] for l in layers), sum(l["xnor_reuse"] for l in layers)
 
 
-def synth_entry(art: Path, device_name: str, baseline: bool, resynth: bool) -> dict:
-    """One (network, engine, device) cell: a synthesis report, or why there is none."""
+def synth_entry(art: Path, device_name: str, baseline: bool, resynth: bool, synth: bool = True) -> dict | None:
+    """One (network, engine, device) cell: a synthesis report, or why there is none.
+
+    With ``synth=False`` nothing new is synthesised: a recorded run, the fit
+    check's verdict when the design cannot fit, or None (not run).
+    """
     device = get_device(device_name)
     key = f"{device.name}/{engine_name(baseline)}"
     digest = network_digest(art)
@@ -96,6 +100,8 @@ def synth_entry(art: Path, device_name: str, baseline: bool, resynth: bool) -> d
             "initiation_interval": engine.initiation_interval, "latency_cycles": engine.latency}
     if not fit["fits"]:
         return {"status": "no fit", **base}
+    if not synth:
+        return None
     start = time.monotonic()
     try:
         report = synth_network(art, device.name, baseline=baseline)
@@ -109,7 +115,11 @@ def cell(entry: dict | None, what: str) -> str:
         return "not run"
     if entry["status"] == "no fit":
         est = entry["estimate"]
-        return f"no fit (est. {est['luts']:,} LUT / {est['ffs']:,} FF)" if what == "luts" else "-"
+        if what != "luts":
+            return "-"
+        if entry["device"].startswith("ice40"):
+            return f"no fit (est. {est['logic_cells']:,} cells = {est['luts']:,} LUT + {est['ffs']:,} FF)"
+        return f"no fit (est. {est['luts']:,} LUT / {est['ffs']:,} FF)"
     if entry["status"] == "failed":
         return "failed" if what == "luts" else "-"
     r = entry["resources"]
@@ -117,6 +127,8 @@ def cell(entry: dict | None, what: str) -> str:
         return f"{r['lut']['used']:,}"
     if what == "ffs":
         return f"{r['ff']['used']:,}"
+    if what == "cells":
+        return f"{r['logic_cells']['used']:,} / {r['logic_cells']['available']:,}"
     if what == "fmax":
         return f"{entry['fmax_mhz']:.1f}"
     if what == "tput":
@@ -161,11 +173,9 @@ def main(argv=None) -> int:
     match = next((w for w in widths if acc_narrow[w] >= acc[reuse_name]), None)
 
     def entry(art, device, baseline):
-        if args.no_synth:
-            e = read_reports(art / REPORT_NAME).get(f"{device}/{engine_name(baseline)}")
-            return {"status": "ok", **e} if e and e.get("network_sha256") == network_digest(art) else None
-        print(f"synth {art.parent.name} {engine_name(baseline)} {device}", flush=True)
-        return synth_entry(art, device, baseline, args.resynth)
+        if not args.no_synth:
+            print(f"synth {art.parent.name} {engine_name(baseline)} {device}", flush=True)
+        return synth_entry(art, device, baseline, args.resynth, synth=not args.no_synth)
 
     results = {}
     for name, art in models.items():
@@ -178,9 +188,11 @@ def main(argv=None) -> int:
 
     lines = ["## Digits mlps: baseline vs reuse engine", "",
              "Models: `lambda L` is the mlp 64-256-256-10 trained with MST lambda L; `W-wide` is 64-W-W-10.", "",
-             "| model | test acc | XNORs plain -> reuse (ratio) | device | engine | LUTs | FFs | Fmax MHz "
+             "LUTs: iCE40 SB_LUT4, ECP5 LUT4 + 2 x CCU2C (yosys). Cells: nextpnr's placed logic cells "
+             "(iCE40 ICESTORM_LC: one LUT4 + one FF each; ECP5 TRELLIS_COMB) used / available.", "",
+             "| model | test acc | XNORs plain -> reuse (ratio) | device | engine | LUTs | FFs | cells | Fmax MHz "
              "| M inf/s | latency cycles / ns |",
-             "|---|---:|---|---|---|---:|---:|---:|---:|---:|"]
+             "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
     ratio_lines = ["## LUT ratio beside XNOR ratio (baseline / reuse, same network)", "",
                    "| model | device | XNOR ratio | LUT ratio | FF ratio | Fmax baseline / reuse |", "|---|---|---:|---:|---:|---|"]
     for name, art in models.items():
@@ -189,7 +201,8 @@ def main(argv=None) -> int:
             for eng in ("baseline", "reuse"):
                 e = results[(name, device, eng)]
                 lines.append(f"| {name} | {acc[name]:.4f} | {plain:,} -> {reuse:,} ({plain / reuse:.2f}x) | {device} | {eng} "
-                             f"| {cell(e, 'luts')} | {cell(e, 'ffs')} | {cell(e, 'fmax')} | {cell(e, 'tput')} | {cell(e, 'lat')} |")
+                             f"| {cell(e, 'luts')} | {cell(e, 'ffs')} | {cell(e, 'cells')} | {cell(e, 'fmax')} | {cell(e, 'tput')} "
+                             f"| {cell(e, 'lat')} |")
             b, r = results[(name, device, "baseline")], results[(name, device, "reuse")]
             if b and r and b["status"] == r["status"] == "ok":
                 rb, rr = b["resources"], r["resources"]

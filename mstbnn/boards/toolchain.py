@@ -54,6 +54,18 @@ def tool_versions(names) -> dict:
     return versions
 
 
+def _error_line(log: Path) -> str:
+    """The log's last line that says ERROR (the cause), else its last line."""
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if line.lstrip().upper().startswith("ERROR"):
+            return line.strip()
+    return lines[-1].strip() if lines else ""
+
+
 def _last_line(log: Path) -> str:
     try:
         with open(log, "rb") as f:
@@ -109,8 +121,8 @@ def run_tool(argv: list, cwd: Path, log_name: str, label: str, *, env: dict | No
     if tty:
         print("\r" + " " * 80 + "\r", end="", file=stream)
     if rc != 0:
-        last = _last_line(log)
-        raise UserError(f"{label} failed (exit {rc}) in {elapsed:.1f} s: {last[:160]!s}; full log: {log}")
+        cause = _error_line(log)
+        raise UserError(f"{label} failed (exit {rc}) in {elapsed:.1f} s: {cause[:200]}; full log: {log}")
     print(f"  {label}: done in {elapsed:.1f} s", file=stream, flush=True)
     return elapsed
 

@@ -35,7 +35,7 @@ import numpy as np
 from mstbnn.compiler.cost import clog2, storage_bits
 from mstbnn.compiler.schedule import Schedule
 
-__all__ = ["StorageLayout", "PackedLayer", "pack_layer", "unpack_layer", "to_words"]
+__all__ = ["StorageLayout", "PackedLayer", "pack_layer", "unpack_layer", "to_words", "storage_edge_cost"]
 
 
 @dataclass(frozen=True)
@@ -97,21 +97,28 @@ class PackedLayer:
 
 
 class _Writer:
+    """Collects fields as (values, width) segments and emits the bits in one vectorised pass."""
+
     def __init__(self):
-        self.chunks: list[np.ndarray] = []
+        self.segments: list[tuple[np.ndarray, int]] = []
         self.size = 0
 
-    def field(self, value: int, width: int) -> None:
+    def fields(self, values, width: int) -> None:
+        """Append each of ``values`` as a ``width``-bit field, LSB first."""
         if width == 0:
             return
-        value = int(value)
-        if value < 0 or value >> width:
-            raise ValueError(f"value {value} does not fit in {width} bits")
-        self.raw(((value >> np.arange(width)) & 1).astype(bool))
+        values = np.asarray(values, dtype=np.int64).ravel()
+        if values.size and (values.min() < 0 or (values >> width).any()):
+            raise ValueError(f"a value does not fit in {width} bits")
+        self.segments.append((values, width))
+        self.size += values.size * width
 
-    def raw(self, bits: np.ndarray) -> None:
-        self.chunks.append(np.asarray(bits, dtype=bool))
-        self.size += len(bits)
+    def bits(self) -> np.ndarray:
+        if not self.segments:
+            return np.zeros(0, dtype=bool)
+        return np.concatenate(
+            [((v[:, None] >> np.arange(w, dtype=np.int64)) & 1).astype(bool).ravel() for v, w in self.segments]
+        )
 
 
 def pack_layer(weights, schedule: Schedule) -> PackedLayer:
@@ -137,20 +144,18 @@ def pack_layer(weights, schedule: Schedule) -> PackedLayer:
         starts[slot] = out.size
         p = int(schedule.parent[j])
         if p < 0:
-            out.field(0, 1)
-            out.raw(w[j])
+            out.fields([0], 1)
+            out.fields(w[j], 1)
             continue
         if slot_of[p] >= slot:
             raise ValueError(f"channel {j}: parent {p} is computed after it; the schedule order is broken")
         pos = np.asarray(schedule.positions[j], dtype=np.int64)
-        out.field(1, 1)
-        out.field(slot_of[p], lay.parent_bits)
-        out.field(len(pos), lay.length_bits)
-        out.field(int(bool(schedule.negate[j])), lay.negate_bits)
-        for k in pos.tolist():
-            out.field(k, lay.index_bits)
-            out.field(int(w[j, k]), 1)
-    bits = np.concatenate(out.chunks) if out.chunks else np.zeros(0, dtype=bool)
+        out.fields([1], 1)
+        out.fields([slot_of[p]], lay.parent_bits)
+        out.fields([len(pos)], lay.length_bits)
+        out.fields([int(bool(schedule.negate[j]))], lay.negate_bits)
+        out.fields(pos | (w[j, pos].astype(np.int64) << lay.index_bits), lay.entry_bits)
+    bits = out.bits()
     assert bits.size == storage_bits(schedule, n), "packed size disagrees with the cost model"
     return PackedLayer(bits=bits, layout=lay, order=order, record_start=starts)
 
@@ -208,13 +213,29 @@ def to_words(bits: np.ndarray, width: int, extra_words: int = 0) -> list[int]:
     """The stream as ``width``-bit memory words (bit i at word i // width, bit i % width), zero padded."""
     bits = np.asarray(bits, dtype=bool)
     n_words = -(-bits.size // width) + extra_words
-    padded = np.zeros(n_words * width, dtype=np.int64)
+    padded = np.zeros(n_words * width, dtype=bool)
     padded[: bits.size] = bits
-    words = []
-    for i in range(n_words):
-        word = 0
-        for b, v in enumerate(padded[i * width : (i + 1) * width].tolist()):
-            if v:
-                word |= 1 << b
-        words.append(word)
-    return words
+    # Little-endian bit order within each byte, then bytes to one int per word.
+    rows = padded.reshape(n_words, width)
+    return [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in rows]
+
+
+def storage_edge_cost(n_inputs: int, n_channels: int, negation: bool = False):
+    """An ``edge_cost`` for :func:`mstbnn.compiler.mst.build_schedule` that counts stored bits.
+
+    A child of correction size d costs its record: flag, parent slot, length,
+    negation flag (when ``negation``) and d entries of ceil(log2 N) + 1 bits;
+    the tree builder prices a root as ``edge_cost(N)``, which this maps to
+    1 + N. A minimum forest under this cost is a minimum-storage schedule:
+    a channel becomes a root whenever its cheapest correction list would be
+    larger than its raw weights (d > about N / (ceil(log2 N) + 1)).
+    """
+    header = 1 + clog2(n_channels) + clog2(n_inputs + 1) + (1 if negation else 0)
+    entry = clog2(n_inputs) + 1
+    root = 1 + n_inputs
+
+    def cost(d):
+        d = np.asarray(d, dtype=np.int64)
+        return np.where(d >= n_inputs, root, header + d * entry).astype(np.int64)
+
+    return cost

@@ -18,7 +18,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--baseline", action="store_true", help="every channel a full XNOR-popcount (no reuse)")
     p.add_argument("--adder-levels-per-stage", type=int, default=2, help="popcount-tree adder levels per register (default 2)")
     p.add_argument("--tree-levels-per-stage", type=int, default=1, help="reuse-tree levels per pipeline stage (default 1)")
-    p.add_argument("--corrections", choices=("auto", "early", "late"), default="auto",
+    p.add_argument("--corrections", choices=("auto", "early", "late", "inline"), default="auto",
                    help="where child corrections are computed (default auto: fewer flip-flops)")
     p.set_defaults(func=_verilog)
 

@@ -24,8 +24,8 @@ FAMILIES = ("ice40", "ecp5")
 # (docs/hw.md); iCE40 values assume one SB_CARRY and one LUT4 per carried bit.
 _COEFF = {
     "ecp5": {
-        "luts": {"reg_add_bits": 0.0, "small_add_bits": 1.0, "comb_add_bits": 1.0, "delta_bits": 0.5, "cmp_bits": 0.5, "misc_add_bits": 0.5},
-        "carry": {"reg_add_bits": 0.5, "small_add_bits": 0.0, "comb_add_bits": 0.0, "delta_bits": 0.5, "cmp_bits": 0.5, "misc_add_bits": 0.5},
+        "luts": {"reg_add_bits": 0.036, "small_add_bits": 0.918, "comb_add_bits": 1.143, "delta_bits": 0.553, "cmp_bits": 0.0, "misc_add_bits": 0.5},
+        "carry": {"reg_add_bits": 0.459, "small_add_bits": 0.0, "comb_add_bits": 0.0, "delta_bits": 0.253, "cmp_bits": 0.215, "misc_add_bits": 0.5},
     },
     "ice40": {
         "luts": {"reg_add_bits": 1.0, "small_add_bits": 1.0, "comb_add_bits": 1.0, "delta_bits": 1.0, "cmp_bits": 0.5, "misc_add_bits": 1.0},
@@ -142,36 +142,53 @@ def estimate_network(engine, family: str = "ecp5") -> dict:
     return _cost(total, family)
 
 
-def edge_cost(n_inputs: int, family: str = "ecp5"):
+def tree_features(n_terms: int, adder_levels_per_stage: int = 2) -> dict:
+    """Feature bits of one stand-alone n-term XNOR-popcount tree (no sharing)."""
+    feats = dict.fromkeys(_FEATURES, 0)
+    if n_terms <= 1:
+        return feats
+    t = XnorPopcount(np.ones(n_terms, dtype=bool), adder_levels_per_stage=adder_levels_per_stage)
+    t._MustUse__silence = True  # planned for its structure only
+    for i in range(1, len(t._levels)):
+        prev = len(t._levels[i - 1])
+        for j in range(prev // 2):
+            w = width_of(*t._levels[i][j])
+            if i not in t._registered:
+                feats["comb_add_bits"] += w
+            elif w >= 4:
+                feats["reg_add_bits"] += w
+            else:
+                feats["small_add_bits"] += w
+    return feats
+
+
+def edge_cost(n_inputs: int, family: str = "ecp5", adder_levels_per_stage: int = 2):
     """Hardware cost of a reuse edge, for :func:`mstbnn.compiler.mst.build_schedule`.
 
     Returns a callable mapping correction sizes d (int array) to integer
-    costs in LUT4 equivalents: a d-term popcount tree plus the delta-update
-    adder of width ceil(log2(N + 1)); the root cost (d = N) is a full tree
-    with no delta adder. A channel whose correction costs more than a fresh
+    costs in LUT4 equivalents (x 10, rounded, so small differences survive):
+    a d-term popcount tree plus the delta-update adder of width
+    ceil(log2(N + 1)) + 1; the root cost (d = N) is an N-term tree. A channel whose correction costs more than a fresh
     tree then becomes a root.
     """
+    n_inputs = int(n_inputs)
     w_out = width_of(0, n_inputs)
-
-    def tree_cost(d: int) -> float:
-        if d <= 1:
-            return 0.0
-        t = XnorPopcount(np.ones(d, dtype=bool), adder_levels_per_stage=2)
-        t._MustUse__silence = True  # planned for its adder list only
-        return _cost({"ffs": 0, "adders": t.adders, "compares": []}, family)["lut4_equiv"]
-
     cache: dict[int, int] = {}
+
+    def one(d: int) -> int:
+        if d not in cache:
+            feats = tree_features(d, adder_levels_per_stage)
+            if d < n_inputs:  # both pay a threshold compare; a child also its delta adder
+                feats["delta_bits"] += w_out + 1
+            feats["ffs"] = 0
+            cache[d] = int(round(10 * _cost(feats, family)["lut4_equiv"])) + 1
+        return cache[d]
 
     def cost(d):
         d = np.asarray(d, dtype=np.int64)
         out = np.empty_like(d)
         for idx, v in np.ndenumerate(d):
-            v = int(v)
-            if v not in cache:
-                delta = 0 if v >= n_inputs else _cost({"ffs": 0, "adders": [w_out], "compares": []}, family)["lut4_equiv"]
-                cache[v] = int(round(tree_cost(v) + delta)) + 1
-            out[idx] = cache[v]
+            out[idx] = one(int(v))
         return out
 
     return cost
-

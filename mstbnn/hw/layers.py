@@ -18,9 +18,15 @@ stage 0 being the input register / window taps):
 - corrections are computed in parallel from the stage-0 input and carried as
   few-bit q values to the stage that needs them (``corrections="early"``),
   or computed late from input bits carried along (``"late"``); ``"auto"``
-  takes whichever needs fewer flip-flops for the layer;
+  takes whichever needs fewer flip-flops for the layer; ``"inline"`` carries
+  the input bits to the child's own stage and computes the correction
+  popcount combinationally there, feeding the delta adder directly (no
+  correction registers at all; synthesis fuses the small tree and the delta
+  adder into one compressor, at the price of a longer path per stage);
 - each channel is thresholded where it is computed and only its output bit
-  is carried to the output register (a leaf keeps no wide register at all);
+  is carried to the output register (a leaf keeps no wide register at all,
+  and with ``fuse_leaves`` its delta update and threshold compare are one
+  adder whose sign is the bit: :class:`~mstbnn.hw.components.DeltaThreshold`);
   the score layer carries the signed scores y = 2p - N instead.
 """
 
@@ -47,7 +53,7 @@ from mstbnn.hw.components import (
 
 __all__ = ["Delays", "BinaryStage", "PoolStage", "ArgmaxStage", "CORRECTION_MODES"]
 
-CORRECTION_MODES = ("auto", "early", "late")
+CORRECTION_MODES = ("auto", "early", "late", "inline")
 
 
 class Delays:
@@ -115,8 +121,8 @@ class BinaryStage(wiring.Component):
         First layer only: raw inputs are quantised in the front end.
     threshold : Threshold or None
         None for the score layer (its outputs are the signed sums).
-    adder_levels_per_stage, tree_levels_per_stage, corrections :
-        Pipelining knobs, see the module docstring.
+    adder_levels_per_stage, tree_levels_per_stage, corrections, fuse_leaves :
+        Pipelining and datapath knobs, see the module docstring.
     """
 
     def __init__(
@@ -211,6 +217,8 @@ class BinaryStage(wiring.Component):
         """Stage whose inputs child j's correction tree reads."""
         if mode == "early":
             return 0
+        if mode == "inline":
+            return int(self.stage[j])
         return int(self.stage[j]) - tree_latency(len(self.schedule.positions[j]), self.r)
 
     def correction_flipflops(self, mode: str) -> int:
@@ -226,7 +234,7 @@ class BinaryStage(wiring.Component):
         for j in self.children:
             pos = self.schedule.positions[j]
             if len(pos):
-                need[pos] = np.maximum(need[pos], self.correction_source_stage(j, "late"))
+                need[pos] = np.maximum(need[pos], self.correction_source_stage(j, mode))
         return int(need.sum()) * self.elem_bits
 
     def _choose_corrections(self, mode: str) -> str:
@@ -253,7 +261,7 @@ class BinaryStage(wiring.Component):
             pos = sched.positions[j]
             if len(pos):
                 src = self.correction_source_stage(j, self.corrections)
-                self.tree_out[j] = self._plan_tree(self.weights[j][pos], pos, src)
+                self.tree_out[j] = self._plan_tree(self.weights[j][pos], pos, src, comb=self.corrections == "inline")
 
     def delta_unit(self, j: int) -> DeltaUpdate:
         """The delta-update unit of child j (planned, not yet elaborated)."""
@@ -276,7 +284,7 @@ class BinaryStage(wiring.Component):
         xl, xh = self.elem_range
         return (xl, xh) if w else (-xh, -xl)
 
-    def _plan_tree(self, w, positions, src: int):
+    def _plan_tree(self, w, positions, src: int, comb: bool = False):
         keys = []
         for k, bit in zip(np.asarray(positions).tolist(), np.asarray(w).tolist()):
             key = ("leaf", int(k), bool(bit), src)
@@ -287,7 +295,7 @@ class BinaryStage(wiring.Component):
         levels = int(np.ceil(np.log2(len(keys)))) if len(keys) > 1 else 0
         stage = src
         for i in range(1, levels + 1):
-            registered = i % self.r == 0 or i == levels
+            registered = not comb and (i % self.r == 0 or i == levels)
             nxt = []
             for a in range(0, len(keys), 2):
                 if a + 1 < len(keys):

@@ -40,6 +40,7 @@ def plan_stages(
     adder_levels_per_stage: int = 2,
     tree_levels_per_stage: int = 1,
     corrections: str = "auto",
+    fuse_leaves: bool = True,
 ) -> list:
     """The stream stages of ``net`` (components, not yet elaborated)."""
     layers = net.layers
@@ -120,6 +121,7 @@ def plan_stages(
                 adder_levels_per_stage=adder_levels_per_stage,
                 tree_levels_per_stage=tree_levels_per_stage,
                 corrections=corrections,
+                fuse_leaves=fuse_leaves,
             )
         )
         first = False
@@ -150,6 +152,8 @@ class NetworkEngine(wiring.Component):
         Reuse-tree levels per pipeline stage (1: tree level = pipeline stage).
     corrections : {"auto", "early", "late"}
         Where child corrections are computed (see :mod:`mstbnn.hw.layers`).
+    fuse_leaves : bool
+        A leaf child's delta update and threshold as one adder (hidden layers).
 
     Attributes
     ----------
@@ -176,6 +180,7 @@ class NetworkEngine(wiring.Component):
         adder_levels_per_stage: int = 2,
         tree_levels_per_stage: int = 1,
         corrections: str = "auto",
+        fuse_leaves: bool = True,
     ):
         self.net = net
         self.reuse = bool(reuse)
@@ -183,6 +188,7 @@ class NetworkEngine(wiring.Component):
             "adder_levels_per_stage": int(adder_levels_per_stage),
             "tree_levels_per_stage": int(tree_levels_per_stage),
             "corrections": corrections,
+            "fuse_leaves": bool(fuse_leaves),
         }
         self.stages = plan_stages(net, reuse=reuse, **self.options)
         quant = net.layers[0]

@@ -11,7 +11,7 @@ from mstbnn.errors import UserError
 __all__ = ["add_commands", "DEFAULT_LAMBDA"]
 
 # Default regulariser strength: the digits-mlp setting of docs/training.md.
-DEFAULT_LAMBDA = 10.0
+DEFAULT_LAMBDA = 3.0
 
 
 def _widths(text: str) -> list[int]:
@@ -58,7 +58,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--mst-every", type=int, default=0, help="rebuild the trees every K steps (0 = every epoch)")
     p.add_argument("--mst-warmup", type=int, default=5, help="epochs of plain training before the regulariser")
     p.add_argument("--mst-ramp", type=int, default=10, help="epochs over which lambda ramps up linearly")
-    p.add_argument("--distance", choices=("hinge", "l1", "l2"), default="hinge", help="edge distance")
+    p.add_argument("--distance", choices=("l1", "hinge", "l2"), default="l1", help="edge distance (default l1)")
+    p.add_argument("--finetune-epochs", type=int, default=0,
+                   help="extra epochs training only BatchNorm with the binary weights frozen")
     p.add_argument("--max-depth", type=_depth, default=None, help="tree height limit to train against")
     p.add_argument("--negation", action="store_true", help="allow negation edges")
     p.add_argument("--epochs", type=int, default=60)
@@ -82,6 +84,8 @@ def _train(args) -> int:
         raise UserError(f"--epochs must be at least 1, got {args.epochs}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.finetune_epochs < 0:
+        raise UserError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
     if args.mst_lambda < 0:
         raise UserError(f"--mst-lambda must be >= 0, got {args.mst_lambda}")
     out = Path(args.output)
@@ -100,7 +104,7 @@ def _train(args) -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          mst_lambda=args.mst_lambda, mst_every=args.mst_every, mst_warmup=args.mst_warmup,
                          mst_ramp=args.mst_ramp, max_depth=args.max_depth, negation=args.negation,
-                         distance=args.distance)
+                         distance=args.distance, finetune_epochs=args.finetune_epochs)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     history = train(model, data, config, progress=not args.quiet and sys.stderr.isatty(), log=log)
     save_checkpoint(model, out, history)

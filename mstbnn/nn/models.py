@@ -5,7 +5,8 @@ binary layer, then (except for the last stage) BatchNorm and sign, then an
 optional 2x2 max-pool on the +-1 activations (= OR on bits). The last stage
 has no BatchNorm: its integer sums are the class scores, and training
 multiplies them by one positive learned scalar, which never changes the
-argmax. This is exactly the shape of the compiler IR, so the export is a
+argmax. Pooled stages pool the integer sums before BN in training mode (see
+:meth:`Stage.forward`); eval mode always follows the IR order. This is exactly the shape of the compiler IR, so the export is a
 walk over the stages.
 """
 
@@ -53,6 +54,12 @@ class Stage(nn.Module):
             trace.append(("sums", y))
         if self.norm is None:
             return y
+        if self.pool and self.training:
+            # Pool the sums, then BN + sign: with a non-negative BN scale
+            # (kept so by clamp_bn_scale) this equals OR-pooling the bits, as
+            # the IR does and eval mode below computes, but trains far better:
+            # OR over 2x2 of +-1 bits saturates toward +1.
+            return sign_ste(self.norm(F.max_pool2d(y, self.pool, self.pool)))
         a = sign_ste(self.norm(y))
         if trace is not None:
             trace.append(("bits", a))
@@ -79,6 +86,13 @@ class BinaryNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.config = dict(config)
         self.log_score_scale = nn.Parameter(torch.tensor(score_scale_init(stages[-1].layer.fan_in)))
+
+    @torch.no_grad()
+    def clamp_bn_scale(self) -> None:
+        """Keep BN scales of pooled stages >= 0, so that pool-then-threshold equals threshold-then-OR."""
+        for stage in self.stages:
+            if stage.pool and stage.norm is not None:
+                stage.norm.weight.clamp_(min=0.0)
 
     def binary_layers(self) -> list[nn.Module]:
         return [s.layer for s in self.stages]

@@ -60,7 +60,7 @@ class MSTRegularizer:
         Margin of the ``"hinge"`` distance.
     """
 
-    def __init__(self, layers, *, max_depth: int | None = None, negation: bool = False, distance: str = "hinge",
+    def __init__(self, layers, *, max_depth: int | None = None, negation: bool = False, distance: str = "l1",
                  margin: float = 0.05):
         if distance not in DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")

@@ -175,6 +175,7 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                 with torch.no_grad():
                     for w in latents:
                         w.clamp_(-1.0, 1.0)
+                model.clamp_bn_scale()
                 loss_sum += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == yb).sum())
                 step += 1

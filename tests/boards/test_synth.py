@@ -34,12 +34,26 @@ def test_fit_counts_carry_cells_as_two_luts_on_ecp5(family, luts, carry, want):
     device = get_device("ice40-up5k" if family == "ice40" else "ecp5-25k")
     fit = estimate_fit({"luts": luts, "carry": carry, "ffs": 50}, device, extra_ffs=7)
     assert fit["luts"] == want and fit["ffs"] == 57 and fit["fits"]
+    # iCE40 logic cells: a LUT and a FF rarely share one in the engine
+    assert fit["logic_cells"] == (want + 57 if family == "ice40" else max(want, 57))
 
 
-def test_design_too_big_is_refused_with_the_numbers_unless_forced():
-    device = get_device("ice40-up5k")
-    fit = estimate_fit({"luts": 9000, "carry": 0, "ffs": 100}, device)
-    with pytest.raises(UserError, match=r"9,000 LUTs > 5,280 available \(170%\).*--force"):
+def test_lut4_equivalents_of_the_estimate_take_precedence():
+    fit = estimate_fit({"luts": 10, "carry": 5, "ffs": 1, "lut4_equiv": 30}, get_device("ecp5-25k"))
+    assert fit["luts"] == 30
+
+
+@pytest.mark.parametrize("device_name,estimate,message", [
+    ("ecp5-25k", {"luts": 30000, "carry": 0, "ffs": 100}, r"30,000 LUTs > 24,288 available \(124%\)"),
+    ("ecp5-25k", {"luts": 100, "carry": 0, "ffs": 25000}, r"25,000 FFs > 24,288 available"),
+    # fits by LUTs and by FFs alone, not in logic cells
+    ("ice40-up5k", {"luts": 3039, "carry": 0, "ffs": 3590},
+     r"6,629 logic cells \(3,039 LUTs \+ 3,590 FFs\) > 5,280 available \(126%\)"),
+])
+def test_design_too_big_is_refused_with_the_numbers_unless_forced(device_name, estimate, message):
+    device = get_device(device_name)
+    fit = estimate_fit(estimate, device)
+    with pytest.raises(UserError, match=f"does not fit {device_name}: estimated {message}.*--force"):
         check_fit(fit, device, force=False)
     check_fit(fit, device, force=True)
 
@@ -114,6 +128,6 @@ def test_tool_failure_is_one_line_naming_the_log(tmp_path):
     # Pretend the SG48 package had 400 pins: the harness takes the whole beat
     # in parallel, and nextpnr cannot place that many I/O (toolchain gotcha 8).
     lying = dataclasses.replace(get_device("ice40-up5k"), io_pins=400)
-    with pytest.raises(UserError, match=r"nextpnr-ice40 .* failed .*full log: .*nextpnr.log") as info:
+    with pytest.raises(UserError, match=r"nextpnr-ice40 .* failed .*ERROR: .*full log: .*nextpnr.log") as info:
         synthesize(engine, lying, tmp_path)
     assert "\n" not in str(info.value)

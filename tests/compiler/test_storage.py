@@ -7,7 +7,7 @@ from mstbnn.compiler.cost import storage_bits
 from mstbnn.compiler.mst import build_schedule
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.compiler.random import similar_weights
-from mstbnn.compiler.storage import StorageLayout, pack_layer, to_words, unpack_layer
+from mstbnn.compiler.storage import StorageLayout, pack_layer, storage_edge_cost, to_words, unpack_layer
 
 
 def _weights(seed, c, n, clustered):
@@ -84,3 +84,19 @@ def test_layout_widths_follow_c_and_n():
     sched = Schedule.plain(17)
     lay = StorageLayout.of(sched, 1152)
     assert (lay.parent_bits, lay.length_bits, lay.index_bits, lay.entry_bits) == (5, 11, 11, 12)
+
+
+@pytest.mark.parametrize("flip", [0.01, 0.05, 0.3])
+def test_storage_weighted_forest_never_stores_more_than_plain_or_the_xnor_tree(flip):
+    rng = np.random.default_rng(int(flip * 100))
+    c, n = 24, 200
+    w = similar_weights(rng, c, n, flip=flip)
+    best = build_schedule(w, edge_cost=storage_edge_cost(n, c))
+    assert storage_bits(best, n) <= storage_bits(Schedule.plain(c), n)
+    assert storage_bits(best, n) <= storage_bits(build_schedule(w), n)
+    # the edge cost is the record size exactly: the forest's cost is its stream length
+    packed = pack_layer(w, best)
+    w2, _ = unpack_layer(packed)
+    assert np.array_equal(w2, w)
+    if flip == 0.01:
+        assert storage_bits(best, n) < storage_bits(Schedule.plain(c), n)  # real compression at small d

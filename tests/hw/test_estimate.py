@@ -14,7 +14,7 @@ from mstbnn.hw.estimate import edge_cost, stage_features
 from mstbnn.hw.network import NetworkEngine
 
 
-@pytest.mark.parametrize("corrections", ["early", "late"])
+@pytest.mark.parametrize("corrections", ["early", "late", "inline"])
 @pytest.mark.parametrize("reuse", [True, False])
 def test_flipflop_count_matches_elaboration(corrections, reuse):
     rng = np.random.default_rng(5)
@@ -37,15 +37,20 @@ def test_network_estimate_families():
         engine.resource_estimate("virtex")
 
 
-def test_edge_cost_is_monotone_and_turns_expensive_children_into_roots():
+def test_edge_cost_grows_with_d_and_turns_far_children_into_roots():
     n = 32
     cost = edge_cost(n)
-    d = np.arange(1, n + 1)
-    c = cost(d)
-    assert c.dtype.kind == "i" and np.all(np.diff(c) >= 0)
-    # A child whose correction is nearly N costs more than a root: the builder makes it a root.
+    c = cost(np.arange(1, n))  # children d = 1 .. N-1
+    assert c.dtype.kind == "i" and np.all(np.diff(c) >= 0) and c[-1] > 4 * c[0]
+    assert cost(np.array([n - 1]))[0] > cost(np.array([n]))[0]  # near-N correction dearer than a root
     rng = np.random.default_rng(0)
-    w = rng.integers(0, 2, size=(6, n)).astype(bool)
-    sched = build_schedule(w, edge_cost=cost)
+    w = rng.integers(0, 2, size=(4, n)).astype(bool)
+    w[1] = w[0]
+    w[1, 1:] = ~w[0, 1:]  # d(0, 1) = N - 1
+    w[2] = w[0] ^ (np.arange(n) < 2)  # d(0, 2) = 2
+    w[3] = w[1] ^ (np.arange(n) < 2)  # d(1, 3) = 2, far from 0 and 2
     plain = build_schedule(w)
-    assert len(sched.roots) >= len(plain.roots)
+    assert len(plain.roots) == 1  # without costs: one tree, someone reaches the far pair through a long edge
+    sched = build_schedule(w, edge_cost=cost)
+    assert len(sched.roots) == 2  # with hardware costs the far pair gets its own root
+    assert sched.xnors(n) > plain.xnors(n)

@@ -70,7 +70,7 @@ def test_dense_network_bit_exact_with_stalls(input_mode, bits, signed, reuse):
 
 
 @pytest.mark.parametrize("g", [1, 2, 3])
-@pytest.mark.parametrize("corrections", ["early", "late"])
+@pytest.mark.parametrize("corrections", ["early", "late", "inline"])
 def test_deep_chain_schedules_with_negation(g, corrections):
     """Height C - 1 trees, negation edges, several tree levels per stage, both correction placements."""
     rng = np.random.default_rng(g * 13 + len(corrections))
@@ -82,6 +82,15 @@ def test_deep_chain_schedules_with_negation(g, corrections):
     hidden = engine.stages[0]
     assert hidden.depth == hidden.root_stage + (9 - 1) // g + 1  # level 9 is the deepest of 10 channels
     check_cycle_model(engine, net, x[:5])
+
+
+@pytest.mark.parametrize("fuse_leaves", [True, False])
+def test_leaf_fusion_on_and_off(fuse_leaves):
+    """Many leaves (a clustered layer): fused delta+threshold units and separate ones agree with the executor."""
+    rng = np.random.default_rng(21)
+    net = schedule_network(random_dense_network(rng, features=16, hidden=(24,), classes=3), negation=True)
+    engine = check_engine(net, random_inputs(net, rng, 12), fuse_leaves=fuse_leaves)
+    assert (len(engine.stages[0].fused) > 5) == fuse_leaves
 
 
 def test_worst_case_sums_reach_both_ends():

@@ -45,3 +45,25 @@ def test_model_from_config_rebuilds_same_architecture():
 def test_bad_model_requests(bad):
     with pytest.raises(ValueError):
         build_model(bad["name"], bad.get("shape", (1, 8, 8)), 10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pool_before_bn_equals_or_pool_of_bits_for_nonnegative_scale(seed):
+    """Training pools sums before BN; eval ORs bits after it: identical when the BN scale is >= 0."""
+    g = torch.Generator().manual_seed(seed)
+    m = build_model("cnn", (1, 8, 8), 10, channels=[6], hidden=[])
+    stage = m.stages[0]
+    bn = stage.norm
+    with torch.no_grad():
+        bn.weight.copy_(torch.randn(6, generator=g))
+        bn.weight[0] = 0.0
+        bn.running_mean.copy_(torch.randn(6, generator=g) * 3)
+        bn.running_var.copy_(torch.rand(6, generator=g) + 0.1)
+        bn.bias.copy_(torch.randn(6, generator=g))
+    m.clamp_bn_scale()
+    assert float(bn.weight.detach().min()) >= 0.0
+    m.eval()
+    x = torch.randint(0, 2, (8, 1, 8, 8)).float() * 2 - 1
+    y = stage.layer(x)
+    pooled_first = torch.where(bn.eval_forward(torch.nn.functional.max_pool2d(y, 2)) >= 0, 1.0, -1.0)
+    assert torch.equal(stage(x), pooled_first)

@@ -49,3 +49,18 @@ def test_latent_weights_stay_clipped(digits):
     model, _ = _run(digits, 0, 0.0, epochs=1, lr=0.5)
     for layer in model.binary_layers():
         assert float(layer.weight.abs().max()) <= 1.0
+
+
+def test_finetune_freezes_binary_weights(digits):
+    torch.manual_seed(0)
+    model = build_model("mlp", (64,), 10, hidden=[16], input_threshold=4)
+    hist = train(model, digits, TrainConfig(epochs=1, finetune_epochs=2, seed=0))
+    # Identical weights (hence trees) through the fine-tune epochs, while BN moved.
+    assert hist[1]["mst_weight"] == hist[2]["mst_weight"] and hist[1]["xnor_reuse"] == hist[2]["xnor_reuse"]
+    torch.manual_seed(0)
+    ref = build_model("mlp", (64,), 10, hidden=[16], input_threshold=4)
+    train(ref, digits, TrainConfig(epochs=1, seed=0))
+    for a, b in zip(model.binary_layers(), ref.binary_layers()):
+        assert torch.equal(a.weight >= 0, b.weight >= 0)
+    assert not torch.equal(model.stages[0].norm.bias, ref.stages[0].norm.bias)
+    assert all(layer.weight.requires_grad for layer in model.binary_layers())

@@ -7,6 +7,8 @@ a wrong latency model or a wrong II model each fail.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -72,21 +74,19 @@ def test_wrong_weight_is_reported_with_vector_and_channel(flipped):
     assert any("vector 0" in p for p in res.problems())
 
 
-def test_wrong_latency_or_interval_model_fails(tmp_path):
-    rng = np.random.default_rng(11)
-    net = standin_network(rng, features=8, classes=3)
-    design = write_standin(net, tmp_path / "rtl", latency=3, interval=2)
-    x = random_vectors(net, 20, rng)
-    design.latency = 2  # the model claims one cycle less than the engine takes
-    res = simulate(net, design, x, simulator="verilator", build_dir=tmp_path / "build")
-    assert res.bit_exact and not res.timing_ok and not res.ok
-    assert res.latencies == [3]
-    assert any("latency measured [3]" in p for p in res.problems())
-    design.latency, design.initiation_interval = 3, 1  # same build, wrong II model
-    res = simulate(net, design, x, simulator="verilator", build_dir=tmp_path / "build")
-    assert res.latencies == [3] and res.intervals == [2] and not res.timing_ok
-    assert any("initiation interval measured [2]" in p for p in res.problems())
-    assert res.build_seconds < 5  # the second run reused the build
+def test_wrong_latency_or_interval_model_fails(flipped):
+    net, design, x, tmp = flipped  # values are wrong too; the cycle checks are independent of them
+    design = copy.copy(design)
+    design.latency = 1  # the model claims one cycle less than the engine takes
+    res = simulate(net, design, x, simulator="verilator", build_dir=tmp / "build")
+    assert not res.timing_ok and not res.ok
+    assert res.latencies == [2]
+    assert any("latency measured [2] cycles, analytic model says 1" in p for p in res.problems())
+    design.latency, design.initiation_interval = 2, 3  # same build, wrong II model
+    res = simulate(net, design, x, simulator="verilator", build_dir=tmp / "build")
+    assert res.latencies == [2] and res.intervals == [1] and not res.timing_ok
+    assert any("initiation interval measured [1] cycles, analytic model says 3" in p for p in res.problems())
+    assert res.build_seconds < 5  # the build was reused
 
 
 def test_mismatched_design_shape_is_refused(tmp_path):
@@ -148,10 +148,9 @@ def test_generated_conv_baseline_is_bit_exact(artefacts, simulator, request):
     assert res.ok, res.problems()
 
 
+@pytest.mark.slow
 def test_generator_bug_in_a_hidden_layer_is_located(tmp_path):
     """Hardware generated with one weight of hidden layer 3 flipped: the report names layer 3 and the channel."""
-    import copy
-
     from mstbnn.compiler import execute
     from mstbnn.compiler.schedule import Schedule
     from mstbnn.sim.generate import generate_design

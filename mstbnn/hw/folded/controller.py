@@ -168,10 +168,17 @@ class Controller(wiring.Component):
                     self.negate.eq(negate_reg),
                 ]
             count = Signal(range(g + 1))
+            many = Signal()  # more than G entries left: a full batch, not the last step
+            many_next = Signal()  # the same for the entries left after this step (registered)
+            many_reg = Signal()
+            hdr_many = Signal()
             m.d.comb += [
-                count.eq(Mux(left > g, g, left)),
+                hdr_many.eq(hdr_length > g),
+                many.eq(Mux(in_record, many_reg, hdr_many)),
+                many_next.eq(left > 2 * g),
+                count.eq(Mux(many, g, left)),
                 self.count.eq(count),
-                child_last.eq(left <= g),
+                child_last.eq(~many),
                 # count * e as a table: a multiplier here would sit in the pointer's critical loop
                 child_consume.eq(Array([Const(k * e + h, range(plan.peek_bits + 1)) for k in range(g + 1)])[count] - Mux(in_record, h, 0)),
             ]
@@ -204,6 +211,8 @@ class Controller(wiring.Component):
                     m.d.sync += chunk.eq(Mux(in_record, chunk + 1, 1))
                 with m.Else():
                     m.d.sync += remaining.eq(left - g)
+                    if self.has_children:
+                        m.d.sync += many_reg.eq(many_next)
             with m.If(~in_record):
                 m.d.sync += [root_reg.eq(is_root), parent_reg.eq(self.parent), length_reg.eq(self.length), negate_reg.eq(self.negate)]
         return m

@@ -6,7 +6,7 @@ calibrated on single components with yosys 0.70 ``synth_ecp5 -nowidelut
 
 - a k:1 multiplexer of one bit: ``MUX_LUT * (k - 1)`` LUT4s (0.9);
 - a popcount of b XNOR terms: ``POPCOUNT_LUT * b`` LUT4s (2.7);
-- the stream reader's funnel shifter: L outputs x ceil(log2 M) levels;
+- the stream reader's funnel shifter: ``SHIFT_LUT`` x L outputs x ceil(log2 M) levels (2.0);
 - register and memory bits are counted exactly from the plan.
 
 Block RAM: every layer's stream ROM is one M-bit-wide memory of
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 
-from mstbnn.boards.devices import get_device
 from mstbnn.compiler.cost import clog2
 from mstbnn.hw.components import WindowGenerator, width_of
 from mstbnn.hw.folded.plan import LayerPlan, cycles_edge_cost, window_cycles
@@ -31,6 +30,7 @@ from mstbnn.hw.folded.plan import LayerPlan, cycles_edge_cost, window_cycles
 __all__ = [
     "MUX_LUT",
     "POPCOUNT_LUT",
+    "SHIFT_LUT",
     "bram_blocks",
     "estimate_layer",
     "estimate_engine",
@@ -42,6 +42,7 @@ __all__ = [
 
 MUX_LUT = 0.9
 POPCOUNT_LUT = 2.7
+SHIFT_LUT = 2.0
 BRAM_MIN_BITS = 4096
 SIMD_CHOICES = (8, 16, 32, 64, 128, 256, 512)
 GATHER_CHOICES = (1, 2, 4, 8, 16)
@@ -96,7 +97,7 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     luts += s * b * _mux(plan.chunks)
     luts += POPCOUNT_LUT * s * (1 if plan.binary else b)
     # Reader: funnel shifter, pointer arithmetic; controller field muxes and counters.
-    luts += l * clog2(m) + 3 * clog2(m) + 2 * clog2(words)
+    luts += SHIFT_LUT * l * clog2(m) + 3 * clog2(m) + 2 * clog2(words)
     luts += s + 2 * clog2(n + 1) + 2 * clog2(c) + 16
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
@@ -112,6 +113,7 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     ffs = _front_ffs(front, b, n)
     ffs += 2 * m + clog2(words) + clog2(m) + 1  # reader
     ffs += 3 + clog2(max(2, plan.chunks)) + 3 * clog2(n + 1) + 3 * clog2(max(2, c)) + 1  # controller
+    ffs += s + g * lay.entry_bits + clog2(max(2, plan.chunks)) + 2 * clog2(max(2, c)) + clog2(n + 1) + 8  # step register
     ffs += vw * 2 + clog2(n + 1) + clog2(max(2, c)) + 4  # accumulator, finish registers
     out_bits = c * (width_of(min(plan.y_of(plan.value_range[0]), -1), max(plan.y_of(plan.value_range[1]), 0)) if scores else 1)
     ffs += 2 * out_bits + 1  # result shift register, output register, out_valid
@@ -173,44 +175,63 @@ def _total(parts: list[dict]) -> dict:
     return out
 
 
-def estimate_network(net, *, reuse: bool = True, config=None, family: str = "ecp5") -> dict:
-    """Estimate without building Amaranth components for the layers (fast enough for vgg-sized networks).
+def _network_parts(net, reuse: bool):
+    """(items, fixed): the parsed IR items, and the estimates of pool stages and argmax (independent of S, G)."""
+    from mstbnn.hw.folded.network import _parse
 
-    Also returns the cycle figures: W per layer, windows per image, and the
-    bottleneck cycles per image (see :func:`mstbnn.hw.folded.timing.bottleneck_cycles`).
-    """
-    from mstbnn.hw.folded.network import _parse, layer_plans
-    from mstbnn.hw.folded.timing import bottleneck_cycles
-
-    plans = iter(layer_plans(net, reuse=reuse, config=config))
-    parts, timing = [], []
-    score = None
-    for kind, item in _parse(net, reuse):
+    items = _parse(net, reuse)
+    fixed, score = [], None
+    for kind, item in items:
         if kind == "pool":
             c, h, w, k, s = item
-            front = {"kind": "window", "channels": c, "height": h, "width": w, "kernel": k, "stride": s, "padding": 0}
-
-            class _P:  # the pool stage's plan-level view
-                pass
-
-            p = _P()
-            p.front = front
-            parts.append(_pool_estimate(p))
-            timing.append(dict(front))
-            continue
-        plan = next(plans)
-        scores = item["threshold"] is None
-        est = estimate_layer(plan, item["front"], scores=scores, family=family)
-        parts.append(est)
-        timing.append(dict(item["front"], walk=plan.window_cycles, folded=True))
-        if scores:
+            fixed.append(_pool_estimate(_PoolView(c, h, w, k, s)))
+        elif item["threshold"] is None:
+            layer = item["layer"]
+            plan = LayerPlan(layer.weight_matrix, item["schedule"], 1, 1, binary=item["binary"],
+                             elem_bits=item["elem_bits"], elem_signed=item["elem_signed"])
             lo, hi = plan.value_range
             score = (plan.channels, width_of(min(plan.y_of(lo), -1), max(plan.y_of(hi), 0)))
-    parts.append(_argmax_estimate(*score))
+    fixed.append(_argmax_estimate(*score))
+    return items, fixed
+
+
+class _PoolView:
+    """The front-end description of a pool stage, without building it."""
+
+    def __init__(self, c, h, w, k, s):
+        self.front = {"kind": "window", "channels": c, "height": h, "width": w, "kernel": k, "stride": s, "padding": 0}
+
+
+def _timing_specs(items, walks):
+    specs, walks = [], iter(walks)
+    for kind, item in items:
+        if kind == "pool":
+            specs.append(dict(_PoolView(*item).front))
+        else:
+            specs.append(dict(item["front"], walk=next(walks), folded=True))
+    return specs
+
+
+def estimate_network(net, *, reuse: bool = True, config=None, family: str = "ecp5") -> dict:
+    """Estimate without building Amaranth components (fast enough for vgg-sized networks).
+
+    Also returns ``image_cycles``, the steady-state cycles per image
+    (:func:`mstbnn.hw.folded.timing.bottleneck_cycles`), and per-layer
+    figures under ``stages``.
+    """
+    from mstbnn.hw.folded.network import layer_plans
+    from mstbnn.hw.folded.timing import bottleneck_cycles
+
+    items, fixed = _network_parts(net, reuse)
+    plans = layer_plans(net, reuse=reuse, config=config)
+    binaries = [item for kind, item in items if kind == "binary"]
+    parts = [estimate_layer(p, it["front"], scores=it["threshold"] is None, family=family) for p, it in zip(plans, binaries)]
+    out = _total(parts + fixed)
     shape = tuple(net.layers[0].shape)
     beats = shape[1] * shape[2] if len(shape) == 3 else 1
-    out = _total(parts)
-    out["image_cycles"] = bottleneck_cycles(timing, beats)
+    out["image_cycles"] = bottleneck_cycles(_timing_specs(items, [p.window_cycles for p in plans]), beats)
+    out["storage_bits"] = sum(p.storage_bits for p in plans)
+    out["config"] = [(p.simd, p.gather) for p in plans]
     return out
 
 
@@ -227,107 +248,111 @@ def _candidate_schedules(layer, s: int, g: int, reuse: bool, retree: bool):
     return cands
 
 
-def choose_config(net, device: str, *, reuse: bool = True, retree: bool = True, lut_share: float = 0.85,
-                  bram_share: float = 1.0, max_steps: int = 200):
+def _lut_sites(est: dict, family: str) -> int:
+    return est["luts"] + (2 * est["carry"] if family == "ecp5" else 0)
+
+
+def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_share: float = 0.85,
+                  bram_share: float = 1.0, max_steps: int = 500):
     """Pick S and G per binary layer to fit ``device`` at the fewest cycles per image.
+
+    ``device`` is anything with ``name``, ``family``, ``luts``, ``ffs`` and
+    ``bram`` (e.g. :class:`mstbnn.boards.devices.Device`; hw does not import boards).
 
     Greedy: start every layer at the smallest (S, G); repeatedly give the
     bottleneck layer (most cycles per image) the upgrade that lowers its
     cycles most per added LUT, while the whole engine's estimate stays within
     ``lut_share`` of the device's LUTs (placement headroom), its flip-flops
-    and ``bram_share`` of its block RAMs. With ``retree`` every candidate
-    (S, G) also tries a schedule built with the MST edge weight set to the
-    hardware cost (max(1, ceil(d / G)) per child, ceil(N / S) per root), and
-    keeps it where it needs fewer cycles.
+    and ``bram_share`` of its block RAMs; stop when the bottleneck cannot
+    grow. With ``retree`` every candidate (S, G) also tries a schedule built
+    with the MST edge weight set to the hardware cost (max(1, ceil(d / G))
+    per child, ceil(N / S) per root) and keeps whichever needs fewer cycles.
 
     Returns
     -------
-    (net, config, estimate) : a copy of ``net`` whose schedules are the chosen
-    ones, the (S, G) pairs per binary layer, and the estimate of the result.
+    (net, config, estimate) : a copy of ``net`` carrying the chosen
+    schedules, the (S, G) pair per binary layer, and the estimate.
     Raises UserError when even the smallest configuration does not fit.
     """
     import copy
 
     from mstbnn.errors import UserError
 
-    dev = get_device(device)
+    dev = device
     net = copy.deepcopy(net)
-    layers = [layer for _, layer in net.binary_layers()]
+    items, fixed = _network_parts(net, reuse)
+    binaries = [item for kind, item in items if kind == "binary"]
     shapes = net.shapes()
-    windows = []
-    for i, layer in net.binary_layers():
-        windows.append(int(shapes[i][1] * shapes[i][2]) if layer.kind == "conv2d" else 1)
-    cache: dict = {}
+    windows = [int(shapes[it["index"]][1] * shapes[it["index"]][2]) if it["layer"].kind == "conv2d" else 1 for it in binaries]
+    sched_cache: dict = {}
+    est_cache: dict = {}
 
-    def best_schedule(k, s, g):
+    def schedule(k, s, g):
         key = (k, s, g)
-        if key not in cache:
-            layer = layers[k]
-            cands = _candidate_schedules(layer, s, g, reuse, retree)
-            cache[key] = min(cands, key=lambda sc: window_cycles(sc, layer.fan_in, s, g))
-        return cache[key]
+        if key not in sched_cache:
+            layer = binaries[k]["layer"]
+            cands = _candidate_schedules(layer, s, g, reuse, retree) if reuse else [binaries[k]["schedule"]]
+            sched_cache[key] = min(cands, key=lambda sc: window_cycles(sc, layer.fan_in, s, g))
+        return sched_cache[key]
 
-    def apply(cfg):
-        for k, (s, g) in enumerate(cfg):
-            if reuse:
-                layers[k].schedule = best_schedule(k, s, g)
+    def plan(k, s, g):
+        it = binaries[k]
+        return LayerPlan(it["layer"].weight_matrix, schedule(k, s, g), s, g, binary=it["binary"],
+                         elem_bits=it["elem_bits"], elem_signed=it["elem_signed"])
+
+    def layer_est(k, s, g):
+        key = (k, s, g)
+        if key not in est_cache:
+            it = binaries[k]
+            est_cache[key] = estimate_layer(plan(k, s, g), it["front"], scores=it["threshold"] is None, family=dev.family)
+        return est_cache[key]
+
+    def total(cfg):
+        return _total([layer_est(k, s, g) for k, (s, g) in enumerate(cfg)] + fixed)
 
     def fits(est):
-        lut_sites = est["luts"] + (2 * est["carry"] if dev.family == "ecp5" else 0)
-        return lut_sites <= lut_share * dev.luts and est["ffs"] <= dev.ffs and est["bram"] <= bram_share * dev.bram
+        return (_lut_sites(est, dev.family) <= lut_share * dev.luts and est["ffs"] <= dev.ffs
+                and est["bram"] <= bram_share * dev.bram)
 
-    def layer_cycles(k, s, g):
-        return windows[k] * window_cycles(best_schedule(k, s, g), layers[k].fan_in, s, g)
+    def busy(k, s, g):
+        walk = window_cycles(schedule(k, s, g), binaries[k]["layer"].fan_in, s, g)
+        return windows[k] * (3 if walk == 1 else walk + 1)
 
-    cfg = [(min(SIMD_CHOICES[0], layer.fan_in), GATHER_CHOICES[0]) for layer in layers]
-    apply(cfg)
-    est = estimate_network(net, reuse=reuse, config=cfg, family=dev.family)
+    cfg = [(min(SIMD_CHOICES[0], it["layer"].fan_in), GATHER_CHOICES[0]) for it in binaries]
+    est = total(cfg)
     if not fits(est):
-        lut_sites = est["luts"] + (2 * est["carry"] if dev.family == "ecp5" else 0)
         raise UserError(
             f"folded engine does not fit {dev.name} even at S={SIMD_CHOICES[0]}, G={GATHER_CHOICES[0]}: "
-            f"estimated {lut_sites:,} LUTs / {dev.luts:,}, {est['ffs']:,} FFs / {dev.ffs:,}, "
-            f"{est['bram']} BRAMs / {dev.bram}; choose a larger --device or a smaller network"
+            f"estimated {_lut_sites(est, dev.family):,} LUTs / {dev.luts:,}, {est['ffs']:,} FFs / {dev.ffs:,}, "
+            f"{est['bram']} BRAMs / {dev.bram}; choose a larger device or a smaller network"
         )
-    frozen = set()
     for _ in range(max_steps):
-        order = sorted((k for k in range(len(layers)) if k not in frozen), key=lambda k: -layer_cycles(k, *cfg[k]))
-        if not order:
-            break
-        k = order[0]
+        k = max(range(len(cfg)), key=lambda i: (busy(i, *cfg[i]), -i))
         s0, g0 = cfg[k]
-        now = layer_cycles(k, s0, g0)
-        options = []
+        now = busy(k, s0, g0)
+        base = _lut_sites(est, dev.family)
+        best = None
         for s in SIMD_CHOICES:
-            for g in GATHER_CHOICES:
-                s_eff = min(s, layers[k].fan_in)
-                if (s_eff, g) == (s0, g0) or s_eff < s0 or g < g0:
+            s = min(s, binaries[k]["layer"].fan_in)
+            for g in GATHER_CHOICES if reuse else (g0,):
+                if (s, g) == (s0, g0) or s < s0 or g < g0:
                     continue
-                if g > g0 and not reuse:
+                gain = now - busy(k, s, g)
+                if gain <= 0:
                     continue
-                gain = now - layer_cycles(k, s_eff, g)
-                if gain > 0:
-                    options.append((s_eff, g, gain))
-        taken = False
-        base_luts = est["luts"] + 2 * est["carry"]
-        scored = []
-        for s, g, gain in options:
-            trial = list(cfg)
-            trial[k] = (s, g)
-            apply(trial)
-            t_est = estimate_network(net, reuse=reuse, config=trial, family=dev.family)
-            if fits(t_est):
-                cost = max(1, t_est["luts"] + 2 * t_est["carry"] - base_luts)
-                scored.append((-gain / cost, s, g, t_est))
-        apply(cfg)
-        if scored:
-            scored.sort(key=lambda t: (t[0], t[1], t[2]))
-            _, s, g, est = scored[0]
-            cfg[k] = (s, g)
-            apply(cfg)
-            taken = True
-        if not taken:
-            frozen.add(k)  # the bottleneck cannot grow: nothing else would raise throughput
-            break
-    est = estimate_network(net, reuse=reuse, config=cfg, family=dev.family)
-    return net, cfg, est
+                trial = list(cfg)
+                trial[k] = (s, g)
+                t_est = total(trial)
+                if not fits(t_est):
+                    continue
+                score = (-gain / max(1, _lut_sites(t_est, dev.family) - base), s, g)
+                if best is None or score < best[0]:
+                    best = (score, trial, t_est)
+        if best is None:
+            break  # the bottleneck cannot grow within the budget: nothing else raises throughput
+        _, cfg, est = best
+    chosen = [item["layer"] for item in binaries]
+    if reuse:
+        for k, (s, g) in enumerate(cfg):
+            chosen[k].schedule = schedule(k, s, g)
+    return net, cfg, estimate_network(net, reuse=reuse, config=cfg, family=dev.family)

@@ -10,25 +10,26 @@ Cycle model of one binary layer (one conv window or one dense vector)::
 A record's header is consumed in the same cycle as its first data chunk, so
 a root costs exactly ceil(N / S) cycles and a child ceil(d / G); a child with
 an empty correction set (d = 0, an exact copy of its parent) still takes one
-cycle to emit its output. Fixed overheads, all per layer, none per record:
+cycle to emit its output.
 
-- latency: +1 cycle in the front register (the window/vector is registered),
-  +1 cycle in the finish stage (parent combine, threshold, output register);
-- initiation interval: none inside the core: the next window starts in the
-  cycle after the previous window's last record cycle when the front end has
-  it ready. The front end needs one cycle per input pixel (and per pad
-  position), which a network-level flow model accounts for.
+Fixed overheads (see :mod:`mstbnn.hw.folded.timing` for the exact rules):
+
+- per window, +1 cycle: the core is a three-stage pipeline (walk the store,
+  datapath, finish), and the front end may only move to the next window once
+  the datapath has read the last step of this one, so a layer takes W + 1
+  cycles per window when the next window is ready (3 when W = 1);
+- per layer, latency W + 3: front register, datapath, finish.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from mstbnn.compiler.cost import clog2
+from mstbnn.compiler.cost import clog2, storage_bits
 from mstbnn.compiler.schedule import Schedule
-from mstbnn.compiler.storage import PackedLayer, pack_layer
+from mstbnn.compiler.storage import PackedLayer, StorageLayout, pack_layer
 
 __all__ = ["LayerPlan", "record_cycles", "window_cycles", "cycles_edge_cost"]
 
@@ -89,16 +90,24 @@ class LayerPlan:
     binary: bool = True
     elem_bits: int = 1
     elem_signed: bool = False
-    packed: PackedLayer = field(init=False)
 
     def __post_init__(self):
         self.weights = np.asarray(self.weights, dtype=bool)
         c, n = self.weights.shape
         if self.simd < 1 or self.gather < 1:
             raise ValueError("S and G must be >= 1")
+        if self.schedule.n_channels != c:
+            raise ValueError(f"schedule has {self.schedule.n_channels} channels, weights {c}")
         self.simd = min(int(self.simd), n)
         self.gather = int(self.gather)
-        self.packed = pack_layer(self.weights, self.schedule)
+        self._packed = None
+
+    @property
+    def packed(self) -> PackedLayer:
+        """The packed store (built on first use: estimates need only its size)."""
+        if self._packed is None:
+            self._packed = pack_layer(self.weights, self.schedule)
+        return self._packed
 
     # -- shape ----------------------------------------------------------------------------
 
@@ -111,8 +120,8 @@ class LayerPlan:
         return int(self.weights.shape[1])
 
     @property
-    def layout(self):
-        return self.packed.layout
+    def layout(self) -> StorageLayout:
+        return StorageLayout.of(self.schedule, self.n)
 
     @property
     def chunks(self) -> int:
@@ -126,17 +135,22 @@ class LayerPlan:
 
     @property
     def word_bits(self) -> int:
-        """M: width of the stream memory; at least L so one cycle crosses at most one word."""
-        return self.peek_bits
+        """M: width of the stream memory, the power of two >= L.
+
+        At least L, so one cycle crosses at most one word; a power of two, so
+        the reader's word crossing is a carry bit rather than a compare and
+        subtract in its pointer loop (the engine's critical path).
+        """
+        return 1 << clog2(self.peek_bits)
 
     @property
     def stream_words(self) -> int:
         """Words of stream data (without the reader's padding words)."""
-        return -(-self.packed.n_bits // self.word_bits)
+        return -(-self.storage_bits // self.word_bits)
 
     @property
     def storage_bits(self) -> int:
-        return self.packed.n_bits
+        return storage_bits(self.schedule, self.n)
 
     # -- value domain ---------------------------------------------------------------------
 

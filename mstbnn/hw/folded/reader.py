@@ -75,14 +75,15 @@ class BitReader(wiring.Component):
         m.d.comb += self.peek.eq(buf.bit_select(off, self.peek_bits))
         total = Signal(range(2 * mw + 1))
         m.d.comb += total.eq(off + self.consume)
-        cross = total >= mw
+        pow2 = mw & (mw - 1) == 0
+        cross = total[(mw - 1).bit_length()] if pow2 and mw > 1 else total >= mw
         word_next = Signal.like(word)
         with m.If(self.restart):
             m.d.comb += word_next.eq(0)
             m.d.sync += [buf.eq(Const(start, 2 * mw)), off.eq(0)]
         with m.Elif(cross):
             m.d.comb += word_next.eq(word + 1)
-            m.d.sync += [buf.eq(Cat(buf[mw:], rp.data)), off.eq(total - mw)]
+            m.d.sync += [buf.eq(Cat(buf[mw:], rp.data)), off.eq(total[: (mw - 1).bit_length()] if pow2 and mw > 1 else total - mw)]
         with m.Else():
             m.d.comb += word_next.eq(word)
             m.d.sync += off.eq(total)

@@ -40,8 +40,13 @@ def _formula(sched, n, s, g):
     return roots * math.ceil(n / s) + sum(max(1, math.ceil(d / g)) for d in children)
 
 
-@pytest.mark.parametrize("variant", ["mst", "plain", "chain", "duplicates", "negation"])
-@pytest.mark.parametrize("c,n,s,g", [(6, 10, 4, 1), (12, 27, 9, 2), (16, 64, 64, 3), (5, 7, 2, 4), (1, 5, 8, 1)])
+SHAPES = [(6, 10, 4, 1), (12, 27, 9, 2), (16, 64, 64, 3), (5, 7, 2, 4)]
+VARIANTS = ["mst", "plain", "chain", "duplicates", "negation"]
+# one channel, one cycle per window (W = 1): the shortest window the stage supports
+CASES = [(v, *shape) for v in VARIANTS for shape in SHAPES] + [("plain", 1, 5, 8, 1), ("mst", 1, 5, 8, 1)]
+
+
+@pytest.mark.parametrize("variant,c,n,s,g", CASES)
 @pytest.mark.parametrize("scores", [False, True])
 def test_layer_bit_exact_and_cycles_match_formula(variant, c, n, s, g, scores):
     rng = np.random.default_rng(c * 100 + n + s)
