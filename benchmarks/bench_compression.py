@@ -56,7 +56,8 @@ def run_point(job: dict) -> dict:
     model = build_model(job["model"], data.sample_shape, data.n_classes, hidden=job.get("hidden"),
                         channels=job.get("channels"), input_threshold=4)
     cfg = TrainConfig(epochs=job["epochs"], seed=job["seed"], mst_lambda=job["lambda"], max_depth=job["depth"],
-                      distance=job["distance"], finetune_epochs=job["finetune"])
+                      distance=job["distance"], finetune_epochs=job["finetune"],
+                      weighting=job.get("weighting", "layer"))
     t0 = time.time()
     hist = train(model, data, cfg)
     net = to_network(model)
@@ -82,18 +83,19 @@ def make_table(results: list[dict], ref_hidden: list[int]) -> str:
     for r in results:
         arch = ",".join(map(str, r.get("hidden") or [])) if r["model"] == "mlp" else \
             ",".join(map(str, r["channels"])) + "/" + ",".join(map(str, r["hidden"]))
-        groups.setdefault((r["model"], arch, r["lambda"], r["depth"]), []).append(r)
-    ref = groups.get(("mlp", ",".join(map(str, ref_hidden)), 0.0, None))
+        reg = "-" if r["lambda"] == 0 else f"{r['distance']}/{r.get('weighting', 'layer')}"
+        groups.setdefault((r["model"], arch, reg, r["lambda"], r["depth"]), []).append(r)
+    ref = groups.get(("mlp", ",".join(map(str, ref_hidden)), "-", 0.0, None))
     ref_plain = ref[0]["xnor_plain"] if ref else None
     base_acc = {}
-    for (model, arch, lam, depth), rs in groups.items():
+    for (model, arch, _, lam, depth), rs in groups.items():
         if lam == 0.0 and depth is None:
             base_acc[(model, arch)] = statistics.fmean(r["acc"] for r in rs)
-    rows = ["| model | hidden / conv | lambda | depth cap | seeds | test acc % | drop vs lambda 0 | XNORs (reuse) "
+    rows = ["| model | hidden / conv | distance / weighting | lambda | depth cap | seeds | test acc % | drop vs lambda 0 | XNORs (reuse) "
             "| reduction plain->reuse | vs ref plain | storage ratio | max height |",
-            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
-    def row(model, arch, lam, cap_label, rs, key=None):
+    def row(model, arch, reg, lam, cap_label, rs, key=None):
         get = (lambda r: r) if key is None else (lambda r: r["after"][key])
         acc_m, acc_sd = _mean_sd([r["acc"] for r in rs])
         reuse = statistics.fmean(get(r)["xnor_reuse"] for r in rs)
@@ -103,20 +105,20 @@ def make_table(results: list[dict], ref_hidden: list[int]) -> str:
         base = base_acc.get((model, arch))
         drop = f"{base - acc_m:+.2f}" if base is not None else "n/a"
         vs_ref = f"{ref_plain / reuse:.1f}x" if ref_plain and model == "mlp" else "n/a"
-        rows.append(f"| {model} | {arch} | {lam:g} | {cap_label} | {len(rs)} | {acc_m:.2f} +- {acc_sd:.2f} | {drop} "
+        rows.append(f"| {model} | {arch} | {reg} | {lam:g} | {cap_label} | {len(rs)} | {acc_m:.2f} +- {acc_sd:.2f} | {drop} "
                     f"| {reuse:,.0f} | {ratio:.1f}x | {vs_ref} | {storage:.1f}x | {height} |")
 
     def order(k):
-        model, arch, lam, depth = k
+        model, arch, reg, lam, depth = k
         width = sum(int(w) for w in arch.replace("/", ",").split(",") if w)
-        return (model != "mlp", -width, depth is not None, depth or 0, lam)
+        return (model != "mlp", -width, depth is not None, depth or 0, reg, lam)
 
     for key in sorted(groups, key=order):
-        model, arch, lam, depth = key
+        model, arch, reg, lam, depth = key
         rs = groups[key]
-        row(model, arch, lam, "none" if depth is None else f"{depth} (trained)", rs)
+        row(model, arch, reg, lam, "none" if depth is None else f"{depth} (trained)", rs)
         for cap in sorted(rs[0]["after"]):
-            row(model, arch, lam, f"{cap} (after)", rs, key=cap)
+            row(model, arch, reg, lam, f"{cap} (after)", rs, key=cap)
     return "\n".join(rows)
 
 
@@ -126,6 +128,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--finetune", type=int, default=0, help="BN-only fine-tune epochs after training")
     p.add_argument("--distance", default="l1")
+    p.add_argument("--weighting", default="layer", choices=("layer", "xnor"))
     p.add_argument("--hidden", type=_ints, default=[256, 256], help="reference mlp hidden widths")
     p.add_argument("--lambdas", type=_floats, default=[0.0, 1.0, 3.0, 5.0])
     p.add_argument("--depths", type=_ints, default=[4, 8])
@@ -137,9 +140,21 @@ def main(argv=None) -> int:
     p.add_argument("--cnn-epochs", type=int, default=30)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--json", default=None, help="also write the raw per-run results here")
+    p.add_argument("--from-json", nargs="+", default=None,
+                   help="only print the table of earlier --json results (several files are merged)")
     args = p.parse_args(argv)
+    if args.from_json:
+        results = []
+        for path in args.from_json:
+            with open(path) as f:
+                for r in json.load(f):
+                    r["after"] = {int(k): v for k, v in r["after"].items()}
+                    r["depth"] = None if r["depth"] in (None, "None") else int(r["depth"])
+                    results.append(r)
+        print(make_table(results, args.hidden))
+        return 0
 
-    common = dict(distance=args.distance, finetune=args.finetune, after_caps=args.depths)
+    common = dict(distance=args.distance, weighting=args.weighting, finetune=args.finetune, after_caps=args.depths)
     jobs = []
     for seed in args.seeds:
         for lam in args.lambdas:

@@ -18,8 +18,30 @@ from scipy.optimize import nnls
 from mstbnn.hw.estimate import _FEATURES, _cost
 
 
+def refresh_features(row: dict) -> dict:
+    """Recompute a design's features with the current generator (same seed 0 as the bench)."""
+    from mstbnn.compiler.ir import Threshold
+    from mstbnn.compiler.mst import build_schedule
+    from mstbnn.compiler.random import similar_weights
+    from mstbnn.compiler.schedule import Schedule
+    from mstbnn.hw.estimate import stage_features
+    from mstbnn.hw.layers import BinaryStage
+
+    n, c, flip, tag = row["n"], row["c"], row["flip"], row["tree"]
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 2, size=(c, n)).astype(bool) if flip >= 0.5 else similar_weights(rng, c, n, flip=flip)
+    thr = Threshold(threshold=np.zeros(c, dtype=np.int64), direction=np.ones(c, dtype=np.int64))
+    sched = Schedule.plain(c) if tag == "plain" else build_schedule(w, max_depth=None if tag == "none" else int(tag))
+    variant = row["variant"]
+    corr, g = variant.split("_")[0], int(variant.split("_")[1][1:])
+    stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=corr,
+                        tree_levels_per_stage=g, fuse_leaves="nofuse" not in variant)
+    stage._MustUse__silence = True
+    return dict(row, **{f"feat_{k}": v for k, v in stage_features(stage).items()})
+
+
 def main(paths):
-    rows = [r for p in paths for r in json.loads(open(p).read()) if "feat_ffs" in r]
+    rows = [refresh_features(r) for p in paths for r in json.loads(open(p).read()) if "variant" in r]
     a = np.array([[r[f"feat_{f}"] for f in _FEATURES] for r in rows], dtype=float)
     for target in ("luts", "carry"):
         y = np.array([r[f"syn_{target}"] for r in rows], dtype=float)

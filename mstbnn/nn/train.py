@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from mstbnn.nn.data import Dataset
 from mstbnn.nn.models import BinaryNet
-from mstbnn.nn.regularizer import MSTRegularizer, lambda_at
+from mstbnn.nn.regularizer import MSTRegularizer, lambda_at, xnor_layer_weights
 
 __all__ = ["TrainConfig", "train", "evaluate", "predict", "network_stats", "deterministic"]
 
@@ -40,6 +40,9 @@ class TrainConfig:
     max_depth, negation :
         Tree options, the same ones the compile step should use.
     distance, margin : regulariser distance (see :mod:`mstbnn.nn.regularizer`).
+    weighting : {"layer", "xnor"}
+        Per-layer penalty factor: 1 / (C * N), or the layer's XNORs per
+        inference share (see :func:`mstbnn.nn.regularizer.xnor_layer_weights`).
     finetune_epochs : int
         Extra epochs at the end with the binary weights frozen (so the trees
         and the XNOR count are final) training only BatchNorm and the score
@@ -59,6 +62,7 @@ class TrainConfig:
     distance: str = "l1"
     margin: float = 0.05
     finetune_epochs: int = 0
+    weighting: str = "layer"
 
 
 @contextlib.contextmanager
@@ -133,15 +137,26 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / max(1, total_steps))))
+        layer_weights = None
+        if config.weighting == "xnor":
+            from mstbnn.compiler.cost import layer_costs
+            from mstbnn.nn.export import to_network
+
+            costs = layer_costs(to_network(model))
+            layer_weights = xnor_layer_weights([c.evaluations for c in costs],
+                                               [c.out_channels * c.fan_in for c in costs])
+        elif config.weighting != "layer":
+            raise ValueError(f"unknown weighting {config.weighting!r}; expected 'xnor' or 'layer'")
         reg = MSTRegularizer(model.binary_layers(), max_depth=config.max_depth, negation=config.negation,
-                             distance=config.distance, margin=config.margin)
+                             distance=config.distance, margin=config.margin, layer_weights=layer_weights)
         every = config.mst_every if config.mst_every > 0 else steps_per_epoch
         latents = [layer.weight for layer in model.binary_layers()]
         bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=config.epochs + config.finetune_epochs, unit="epoch", desc="train", leave=False, dynamic_ncols=True)
+            bar = tqdm(total=config.epochs + config.finetune_epochs, unit="epoch", desc="train", leave=False,
+                       dynamic_ncols=True)
         step = 0
         n_epochs = config.epochs + config.finetune_epochs
         for epoch in range(n_epochs):
@@ -195,7 +210,8 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                 "max_height": stats["max_height"],
             }
             history.append(entry)
-            line = (f"epoch {epoch + 1}/{n_epochs}{' (fine-tune)' if finetune else ''}  lambda {lam:.3g}  loss {entry['loss']:.4f}  "
+            tag = " (fine-tune)" if finetune else ""
+            line = (f"epoch {epoch + 1}/{n_epochs}{tag}  lambda {lam:.3g}  loss {entry['loss']:.4f}  "
                     f"train {entry['train_acc']:.2f}%  test {entry['test_acc']:.2f}%  "
                     f"MST distance {entry['mst_weight']}  reduction {entry['xnor_ratio']:.2f}x  "
                     f"height {entry['max_height']}")
@@ -214,6 +230,3 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
     model.eval()
     return history
 
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)

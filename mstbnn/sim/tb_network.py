@@ -94,6 +94,19 @@ class _Streamer:
                 f.write(f"{self.progress_done} {self.progress_total}\n")
             os.replace(tmp, self.progress_path)
 
+    async def drain(self, cycles: int) -> None:
+        """Idle with ``out_ready`` high: every vector is out, so ``out_valid`` must stay low."""
+        dut = self.dut
+        for _ in range(cycles):
+            await FallingEdge(dut.clk)
+            self.cycle += 1
+            dut.in_valid.value = 0
+            dut.out_ready.value = 1
+            await ReadOnly()
+            if dut.out_valid.value:
+                self.protocol_errors.append(f"cycle {self.cycle}: out_valid with no vector left to answer (spurious output)")
+                return
+
     async def stream(self, indices: list[int], p_valid: float, p_ready: float, rng: random.Random) -> dict:
         """Send the vectors ``indices`` in order; collect one output per vector."""
         dut = self.dut
@@ -211,12 +224,12 @@ async def stream_vectors(dut):
     result["timing"]["start_cycle"] = start
 
     if result["timing"]["timeout"] is None:
-        # let the pipeline drain so the stress phase starts from an idle engine
-        for _ in range(4):
-            await FallingEdge(dut.clk)
+        await streamer.drain(cfg["drain_cycles"])  # the stress phase starts from an idle engine
         start = streamer.cycle
         result["stress"] = await streamer.stream(list(range(n)), cfg["p_valid"], cfg["p_ready"], rng)
         result["stress"]["start_cycle"] = start
+        if result["stress"]["timeout"] is None:
+            await streamer.drain(cfg["drain_cycles"])
     result["cycles"] = streamer.cycle
     result["wall_seconds"] = time.monotonic() - t0
     result["protocol_errors"] = streamer.protocol_errors[:20]

@@ -295,6 +295,8 @@ def simulate(
         "timing_vectors": n_timing,
         # generous: random stalls at p=0.7 last a few cycles, a hung engine forever
         "stall_limit": 1000 + 20 * per_image_cycles,
+        # after the last output, watch this long for spurious ones
+        "drain_cycles": per_image_cycles + 8,
         "result": str(result_path),
         "progress": str(progress_path),
         "progress_total": n + n_timing,

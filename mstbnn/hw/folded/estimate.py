@@ -10,7 +10,7 @@ calibrated on single components with yosys 0.70 ``synth_ecp5 -nowidelut
 - register and memory bits are counted exactly from the plan.
 
 Block RAM: every layer's stream ROM is one M-bit-wide memory of
-``ceil(bits / M) + 3`` words, mapped to DP16KD (18 kbit; 512 x 36 ... 16k x 1)
+``ceil(bits / M) + 5`` words, mapped to DP16KD (18 kbit; 512 x 36 ... 16k x 1)
 in the cheapest aspect ratio; memories under ``BRAM_MIN_BITS`` are assumed
 to go to LUT RAM / logic instead. The sums memory (C x value width) and the
 threshold table (C entries) likewise.
@@ -26,6 +26,7 @@ import math
 from mstbnn.compiler.cost import clog2
 from mstbnn.hw.components import WindowGenerator, width_of
 from mstbnn.hw.folded.plan import LayerPlan, cycles_edge_cost, window_cycles
+from mstbnn.hw.folded.reader import PAD_WORDS
 
 __all__ = [
     "MUX_LUT",
@@ -90,14 +91,14 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     has_children = bool((plan.schedule.parent >= 0).any())
     vw = width_of(min(plan.value_range[0], 0), plan.value_range[1])
     m, l = plan.word_bits, plan.peek_bits
-    words = plan.stream_words + 3
+    words = plan.stream_words + PAD_WORDS
 
     luts = 0.0
     # SIMD: chunk multiplexer per lane, XNOR + popcount (integer inputs: signed adders of B bits).
     luts += s * b * _mux(plan.chunks)
     luts += POPCOUNT_LUT * s * (1 if plan.binary else b)
     # Reader: funnel shifter, pointer arithmetic; controller field muxes and counters.
-    luts += SHIFT_LUT * l * clog2(m) + 3 * clog2(m) + 2 * clog2(words)
+    luts += SHIFT_LUT * l * clog2(m) + 3 * clog2(m) + 3 * clog2(words)
     luts += s + 2 * clog2(n + 1) + 2 * clog2(c) + 16
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
@@ -111,7 +112,7 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     luts += 24
 
     ffs = _front_ffs(front, b, n)
-    ffs += 2 * m + clog2(words) + clog2(m) + 1  # reader
+    ffs += 2 * m + 2 * clog2(words) + clog2(m) + 1  # reader
     ffs += 3 + clog2(max(2, plan.chunks)) + 3 * clog2(n + 1) + 3 * clog2(max(2, c)) + 1  # controller
     ffs += s + g * lay.entry_bits + clog2(max(2, plan.chunks)) + 2 * clog2(max(2, c)) + clog2(n + 1) + 8  # step register
     ffs += vw * 2 + clog2(n + 1) + clog2(max(2, c)) + 4  # accumulator, finish registers
@@ -235,17 +236,22 @@ def estimate_network(net, *, reuse: bool = True, config=None, family: str = "ecp
     return out
 
 
-def _candidate_schedules(layer, s: int, g: int, reuse: bool, retree: bool):
-    """The layer's schedule, and (with ``retree``) one built with the folded cycle cost as edge weight."""
+def _candidate_schedules(layer, s: int, g: int, retree: bool):
+    """Schedules worth trying for a layer at (S, G): the compiled one, the cycle-weighted tree."""
     from mstbnn.compiler.mst import build_schedule
-    from mstbnn.compiler.schedule import Schedule
 
-    if not reuse:
-        return [Schedule.plain(layer.out_channels)]
     cands = [layer.schedule]
     if retree:
         cands.append(build_schedule(layer.weight_matrix.astype(bool), edge_cost=cycles_edge_cost(layer.fan_in, s, g)))
     return cands
+
+
+def _storage_schedule(layer):
+    """The minimum-storage forest of a layer (every record as small as it can be)."""
+    from mstbnn.compiler.mst import build_schedule
+    from mstbnn.compiler.storage import storage_edge_cost
+
+    return build_schedule(layer.weight_matrix.astype(bool), edge_cost=storage_edge_cost(layer.fan_in, layer.out_channels))
 
 
 def _lut_sites(est: dict, family: str) -> int:
@@ -259,14 +265,17 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
     ``device`` is anything with ``name``, ``family``, ``luts``, ``ffs`` and
     ``bram`` (e.g. :class:`mstbnn.boards.devices.Device`; hw does not import boards).
 
-    Greedy: start every layer at the smallest (S, G); repeatedly give the
-    bottleneck layer (most cycles per image) the upgrade that lowers its
-    cycles most per added LUT, while the whole engine's estimate stays within
-    ``lut_share`` of the device's LUTs (placement headroom), its flip-flops
-    and ``bram_share`` of its block RAMs; stop when the bottleneck cannot
-    grow. With ``retree`` every candidate (S, G) also tries a schedule built
+    Greedy: start every layer at the smallest (S, G) with its fastest tree,
+    or, when those stores overflow the block RAM, with its minimum-storage
+    forest (:func:`mstbnn.compiler.storage.storage_edge_cost`); then
+    repeatedly give the bottleneck layer (most cycles per image) the change
+    of S, G or tree that lowers its cycles most per added LUT, while the
+    whole engine's estimate stays within ``lut_share`` of the device's LUTs
+    (placement headroom), its flip-flops and ``bram_share`` of its block
+    RAMs; stop when the bottleneck cannot speed up. With ``retree`` the
+    fastest tree at (S, G) is the better of the compiled tree and one built
     with the MST edge weight set to the hardware cost (max(1, ceil(d / G))
-    per child, ceil(N / S) per root) and keeps whichever needs fewer cycles.
+    per child, ceil(N / S) per root).
 
     Returns
     -------
@@ -286,73 +295,85 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
     windows = [int(shapes[it["index"]][1] * shapes[it["index"]][2]) if it["layer"].kind == "conv2d" else 1 for it in binaries]
     sched_cache: dict = {}
     est_cache: dict = {}
+    small_cache: dict = {}
 
-    def schedule(k, s, g):
+    def schedule(k, s, g, mode):
+        """mode "fast": the fewest cycles among the candidates; "small": the minimum-storage forest."""
+        if not reuse:
+            return binaries[k]["schedule"]
+        if mode == "small":
+            if k not in small_cache:
+                small_cache[k] = _storage_schedule(binaries[k]["layer"])
+            return small_cache[k]
         key = (k, s, g)
         if key not in sched_cache:
             layer = binaries[k]["layer"]
-            cands = _candidate_schedules(layer, s, g, reuse, retree) if reuse else [binaries[k]["schedule"]]
+            cands = _candidate_schedules(layer, s, g, retree)
             sched_cache[key] = min(cands, key=lambda sc: window_cycles(sc, layer.fan_in, s, g))
         return sched_cache[key]
 
-    def plan(k, s, g):
-        it = binaries[k]
-        return LayerPlan(it["layer"].weight_matrix, schedule(k, s, g), s, g, binary=it["binary"],
-                         elem_bits=it["elem_bits"], elem_signed=it["elem_signed"])
-
-    def layer_est(k, s, g):
-        key = (k, s, g)
+    def layer_est(k, s, g, mode):
+        key = (k, s, g, mode)
         if key not in est_cache:
             it = binaries[k]
-            est_cache[key] = estimate_layer(plan(k, s, g), it["front"], scores=it["threshold"] is None, family=dev.family)
+            plan = LayerPlan(it["layer"].weight_matrix, schedule(k, s, g, mode), s, g, binary=it["binary"],
+                             elem_bits=it["elem_bits"], elem_signed=it["elem_signed"])
+            est_cache[key] = estimate_layer(plan, it["front"], scores=it["threshold"] is None, family=dev.family)
         return est_cache[key]
 
     def total(cfg):
-        return _total([layer_est(k, s, g) for k, (s, g) in enumerate(cfg)] + fixed)
+        return _total([layer_est(k, *c) for k, c in enumerate(cfg)] + fixed)
 
     def fits(est):
         return (_lut_sites(est, dev.family) <= lut_share * dev.luts and est["ffs"] <= dev.ffs
                 and est["bram"] <= bram_share * dev.bram)
 
-    def busy(k, s, g):
-        walk = window_cycles(schedule(k, s, g), binaries[k]["layer"].fan_in, s, g)
+    def busy(k, s, g, mode):
+        walk = window_cycles(schedule(k, s, g, mode), binaries[k]["layer"].fan_in, s, g)
         return windows[k] * (3 if walk == 1 else walk + 1)
 
-    cfg = [(min(SIMD_CHOICES[0], it["layer"].fan_in), GATHER_CHOICES[0]) for it in binaries]
-    est = total(cfg)
-    if not fits(est):
+    start = [(min(SIMD_CHOICES[0], it["layer"].fan_in), GATHER_CHOICES[0]) for it in binaries]
+    modes = ("fast", "small") if reuse else ("fast",)
+    for mode in modes:  # the fastest trees first; the smallest stores when those overflow the block RAM
+        cfg = [(s, g, mode) for s, g in start]
+        est = total(cfg)
+        if fits(est):
+            break
+    else:
         raise UserError(
-            f"folded engine does not fit {dev.name} even at S={SIMD_CHOICES[0]}, G={GATHER_CHOICES[0]}: "
+            f"folded engine does not fit {dev.name} even at S={SIMD_CHOICES[0]}, G={GATHER_CHOICES[0]}"
+            f"{' with minimum-storage trees' if reuse else ''}: "
             f"estimated {_lut_sites(est, dev.family):,} LUTs / {dev.luts:,}, {est['ffs']:,} FFs / {dev.ffs:,}, "
             f"{est['bram']} BRAMs / {dev.bram}; choose a larger device or a smaller network"
         )
     for _ in range(max_steps):
         k = max(range(len(cfg)), key=lambda i: (busy(i, *cfg[i]), -i))
-        s0, g0 = cfg[k]
-        now = busy(k, s0, g0)
+        s0, g0, m0 = cfg[k]
+        now = busy(k, s0, g0, m0)
         base = _lut_sites(est, dev.family)
         best = None
-        for s in SIMD_CHOICES:
-            s = min(s, binaries[k]["layer"].fan_in)
-            for g in GATHER_CHOICES if reuse else (g0,):
-                if (s, g) == (s0, g0) or s < s0 or g < g0:
-                    continue
-                gain = now - busy(k, s, g)
-                if gain <= 0:
-                    continue
-                trial = list(cfg)
-                trial[k] = (s, g)
-                t_est = total(trial)
-                if not fits(t_est):
-                    continue
-                score = (-gain / max(1, _lut_sites(t_est, dev.family) - base), s, g)
-                if best is None or score < best[0]:
-                    best = (score, trial, t_est)
+        for mode in modes:
+            for s in SIMD_CHOICES:
+                s = min(s, binaries[k]["layer"].fan_in)
+                for g in GATHER_CHOICES if reuse else (g0,):
+                    if (s, g, mode) == (s0, g0, m0) or s < s0 or g < g0:
+                        continue
+                    gain = now - busy(k, s, g, mode)
+                    if gain <= 0:
+                        continue
+                    trial = list(cfg)
+                    trial[k] = (s, g, mode)
+                    t_est = total(trial)
+                    if not fits(t_est):
+                        continue
+                    score = (-gain / max(1, _lut_sites(t_est, dev.family) - base), s, g, mode)
+                    if best is None or score < best[0]:
+                        best = (score, trial, t_est)
         if best is None:
-            break  # the bottleneck cannot grow within the budget: nothing else raises throughput
+            break  # the bottleneck cannot speed up within the budget: nothing else raises throughput
         _, cfg, est = best
-    chosen = [item["layer"] for item in binaries]
     if reuse:
-        for k, (s, g) in enumerate(cfg):
-            chosen[k].schedule = schedule(k, s, g)
-    return net, cfg, estimate_network(net, reuse=reuse, config=cfg, family=dev.family)
+        for k, (s, g, mode) in enumerate(cfg):
+            binaries[k]["layer"].schedule = schedule(k, s, g, mode)
+    pairs = [(s, g) for s, g, _ in cfg]
+    return net, pairs, estimate_network(net, reuse=reuse, config=pairs, family=dev.family)

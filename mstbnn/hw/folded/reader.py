@@ -6,15 +6,15 @@ M-bit words. The reader shows the next L <= M bits at its pointer on
 crosses at most one word boundary.
 
 It keeps words w and w + 1 in a 2M-bit buffer and always has word w + 2 in
-flight: the memory address is driven from the *next* word index, so the
-word needed at a crossing is on the read port whatever the previous cycle
-did. ``restart`` rewinds to bit 0 in one cycle with no bubble: words 0 and 1
+flight: the memory address is driven from the *next* word index (w + 2, or
+w + 3 when this cycle crosses), so the word needed at a crossing is on the
+read port whatever the previous cycle did. ``restart`` rewinds to bit 0 in one cycle with no bubble: words 0 and 1
 are constants (the store is a ROM), and word 2 is requested in the same cycle.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -23,8 +23,9 @@ from mstbnn.compiler.storage import to_words
 
 __all__ = ["BitReader"]
 
-# Padding words after the stream: the reader prefetches two words ahead.
-PAD_WORDS = 3
+# Zero words after the stream: the reader requests up to three words past its
+# pointer, so no address ever needs a range check.
+PAD_WORDS = 5
 
 
 class BitReader(wiring.Component):
@@ -66,7 +67,6 @@ class BitReader(wiring.Component):
         rp = rom.read_port()
         start = (self.words[1] << mw) | self.words[0]
         buf = Signal(2 * mw, init=start)
-        word = Signal(range(self.depth))
         off = Signal(range(mw))
         primed = Signal()
         m.d.sync += primed.eq(1)
@@ -77,17 +77,23 @@ class BitReader(wiring.Component):
         m.d.comb += total.eq(off + self.consume)
         pow2 = mw & (mw - 1) == 0
         cross = total[(mw - 1).bit_length()] if pow2 and mw > 1 else total >= mw
-        word_next = Signal.like(word)
-        with m.If(self.restart):
-            m.d.comb += word_next.eq(0)
-            m.d.sync += [buf.eq(Const(start, 2 * mw)), off.eq(0)]
-        with m.Elif(cross):
-            m.d.comb += word_next.eq(word + 1)
-            m.d.sync += [buf.eq(Cat(buf[mw:], rp.data)), off.eq(total[: (mw - 1).bit_length()] if pow2 and mw > 1 else total - mw)]
-        with m.Else():
-            m.d.comb += word_next.eq(word)
-            m.d.sync += off.eq(total)
-        m.d.sync += word.eq(word_next)
         # Word w + 2 is always requested, so it is on rp.data when the pointer crosses.
-        m.d.comb += rp.addr.eq(Mux(word_next + 2 < self.depth, word_next + 2, self.depth - 1))
+        # w + 2 and w + 3 are kept in registers: the address is then a mux, not an
+        # adder, at the end of the pointer loop.
+        ahead2 = Signal(range(self.depth), init=2)
+        ahead3 = Signal(range(self.depth), init=3)
+        with m.If(self.restart):
+            m.d.comb += rp.addr.eq(2)
+            m.d.sync += [buf.eq(Const(start, 2 * mw)), off.eq(0), ahead2.eq(2), ahead3.eq(3)]
+        with m.Elif(cross):
+            m.d.comb += rp.addr.eq(ahead3)
+            m.d.sync += [
+                buf.eq(Cat(buf[mw:], rp.data)),
+                off.eq(total[: (mw - 1).bit_length()] if pow2 and mw > 1 else total - mw),
+                ahead2.eq(ahead3),
+                ahead3.eq(ahead3 + 1),
+            ]
+        with m.Else():
+            m.d.comb += rp.addr.eq(ahead2)
+            m.d.sync += off.eq(total)
         return m

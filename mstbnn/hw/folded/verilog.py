@@ -1,11 +1,15 @@
-"""Verilog output of the folded engine (``mstbnn verilog DIR --engine folded``).
+"""Verilog output of the folded engine (for ``mstbnn verilog DIR --engine folded``).
 
-:func:`generate` writes ``<top>.v`` and ``<top>.json`` into a directory. The
-JSON describes the design for the simulator (:meth:`mstbnn.sim.design.Design.from_hw_json`
-reads the same keys as for the unrolled engine) plus the folded engine's
-figures: S and G per layer, cycles per window, storage bits, the resource
-estimate. Same artefact and options -> the same bytes (Amaranth's builtin
-yosys, no source locations).
+Mirrors :func:`mstbnn.hw.verilog.generate`: ``generate(net, out_dir)`` writes
+``out_dir/rtl-folded/mstbnn_top.v`` and ``mstbnn_top.json``
+(``rtl-folded-baseline/`` for the plain baseline, or ``out_dir/<subdir>/``).
+The JSON has the unrolled engine's keys (ports, widths, latency, initiation
+interval, estimates per family), so :meth:`mstbnn.sim.design.Design.from_hw_json`
+reads it unchanged, plus the folded figures: ``engine: "folded"``, S and G
+per layer, cycles per window, stored bits and block RAMs.
+
+Same network and options -> the same bytes (Amaranth's builtin yosys, no
+source locations, nothing time- or path-dependent).
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["generate", "top_name"]
+from mstbnn.errors import UserError
 
+__all__ = ["generate", "describe", "TOP_NAME"]
 
-def top_name(reuse: bool) -> str:
-    return "mstbnn_folded" if reuse else "mstbnn_folded_baseline"
+TOP_NAME = "mstbnn_top"
 
 
 @contextlib.contextmanager
@@ -36,31 +40,74 @@ def _builtin_yosys():
             os.environ["AMARANTH_USE_YOSYS"] = old
 
 
-def generate(net, out_dir, *, reuse: bool = True, config=None, device=None) -> dict:
-    """Write the folded engine of ``net`` as Verilog.
+def _atomic_write(path: Path, data: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(data)
+    os.replace(tmp, path)
+
+
+def describe(engine, device=None) -> dict:
+    """Ports, cycle model, estimates and folded figures of a built engine, as plain data."""
+    return {
+        "top": TOP_NAME,
+        "engine": "folded",
+        "reuse": engine.reuse,
+        "options": {"config": [list(c) for c in engine.config], "device": device.name if device is not None else None},
+        "clock": "clk",
+        "reset": "rst",
+        "ports": {
+            "in_valid": 1,
+            "in_ready": 1,
+            "in_data": engine.input_values * engine.input_width,
+            "out_valid": 1,
+            "out_ready": 1,
+            "out_class": engine.class_width,
+            "out_scores": engine.classes * engine.score_width,
+        },
+        "input_width": engine.input_width,
+        "input_signed": engine.input_signed,
+        "input_values": engine.input_values,
+        "beats_per_image": engine.beats_per_image,
+        "classes": engine.classes,
+        "score_width": engine.score_width,
+        "latency": engine.latency,
+        "initiation_interval": engine.initiation_interval,
+        "window_cycles": engine.window_cycles,
+        "storage_bits": engine.storage_bits,
+        "estimate": {family: _plain(engine.resource_estimate(family)) for family in ("ice40", "ecp5")},
+    }
+
+
+def _plain(est: dict) -> dict:
+    return {k: est[k] for k in ("luts", "carry", "ffs", "bram")}
+
+
+def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, config=None, device=None) -> Path:
+    """Write the folded engine's Verilog and its JSON description.
 
     Parameters
     ----------
     net : Network
         Compiled network (schedules needed when ``reuse``).
     out_dir : path
-        Created if missing.
+        Files go to ``out_dir/rtl-folded/`` (``rtl-folded-baseline/`` when
+        ``reuse=False``) unless ``subdir`` is given.
     reuse : bool
         False: the plain baseline from the same generator.
     config : None, (S, G) or list of (S, G)
-        S and G per binary layer; see :func:`mstbnn.hw.folded.network.layer_plans`.
-    device : Device or None
-        Choose S and G (and, with reuse, the cheaper of the XNOR-weighted and
-        cycle-weighted trees) for this device (an object with name, family,
-        luts, ffs, bram, e.g. :func:`mstbnn.boards.devices.get_device`) with
-        :func:`mstbnn.hw.folded.estimate.choose_config`; overrides ``config``.
+        S and G per binary layer (:func:`mstbnn.hw.folded.network.layer_plans`).
+    device : object with name, family, luts, ffs, bram, or None
+        Choose S and G for this device (e.g. ``mstbnn.boards.devices.get_device("ecp5-85k")``)
+        with :func:`mstbnn.hw.folded.estimate.choose_config`, which also keeps,
+        per layer, the cheaper of the XNOR-weighted and the cycle-weighted
+        tree; overrides ``config``.
 
     Returns
     -------
-    dict
-        The design description written to ``<top>.json``.
+    Path
+        The Verilog file.
     """
-    from amaranth.back import verilog
+    from amaranth.back import verilog as amaranth_verilog
 
     from mstbnn.hw.folded.estimate import choose_config
     from mstbnn.hw.folded.network import FoldedNetworkEngine
@@ -68,33 +115,15 @@ def generate(net, out_dir, *, reuse: bool = True, config=None, device=None) -> d
     if device is not None:
         net, config, _ = choose_config(net, device, reuse=reuse)
     engine = FoldedNetworkEngine(net, reuse=reuse, config=config)
-    top = top_name(reuse)
+    desc = describe(engine, device)
     with _builtin_yosys():
-        text = verilog.convert(engine, name=top, emit_src=False)
-    family = device.family if device is not None else "ecp5"
-    est = engine.resource_estimate(family)
-    desc = {
-        "top": top,
-        "engine": "folded",
-        "input_width": engine.input_width,
-        "input_signed": engine.input_signed,
-        "input_values": engine.input_values,
-        "beats_per_image": engine.beats_per_image,
-        "score_width": engine.score_width,
-        "classes": engine.classes,
-        "latency": engine.latency,
-        "initiation_interval": engine.initiation_interval,
-        "reuse": engine.reuse,
-        "options": {"config": [list(c) for c in engine.config], "device": device.name if device is not None else None},
-        "window_cycles": engine.window_cycles,
-        "storage_bits": engine.storage_bits,
-        "estimate": {"family": family, **{k: est[k] for k in ("luts", "carry", "ffs", "bram")}},
-    }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    # Write to temporaries first: nothing half-written is left if a step fails.
-    for name, body in ((f"{top}.v", text), (f"{top}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(body)
-        os.replace(tmp, out / name)
-    return desc
+        text = amaranth_verilog.convert(engine, name=TOP_NAME, emit_src=False)
+    rtl = Path(out_dir) / (subdir or ("rtl-folded" if reuse else "rtl-folded-baseline"))
+    try:
+        rtl.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{rtl}: cannot create the output directory ({exc.strerror}); choose a writable DIR") from None
+    vpath = rtl / f"{TOP_NAME}.v"
+    _atomic_write(vpath, text)
+    _atomic_write(rtl / f"{TOP_NAME}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")
+    return vpath
