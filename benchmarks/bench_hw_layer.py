@@ -81,7 +81,7 @@ def main(argv=None):
     ap.add_argument("--family", default="ecp5", choices=tuple(SYNTH))
     ap.add_argument("--corrections", default="auto")
     ap.add_argument("--tree-levels-per-stage", type=int, default=1)
-    ap.add_argument("--no-fuse-leaves", action="store_true", help="leaves as delta update + separate compare")
+    ap.add_argument("--fuse-leaves", action="store_true", help="leaves as one fused delta+threshold adder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="build/bench_hw")
     args = ap.parse_args(argv)
@@ -100,9 +100,9 @@ def main(argv=None):
             sched = build_schedule(w, max_depth=None if tag == "none" else int(tag))
         stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=args.corrections,
                             tree_levels_per_stage=args.tree_levels_per_stage,
-                            fuse_leaves=not args.no_fuse_leaves)
+                            fuse_leaves=args.fuse_leaves)
         est = estimate_stage(stage, args.family)
-        variant = f"{args.corrections}_g{args.tree_levels_per_stage}{'_nofuse' if args.no_fuse_leaves else ''}"
+        variant = f"{args.corrections}_g{args.tree_levels_per_stage}{'_fuse' if args.fuse_leaves else '_nofuse'}"
         d = out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{variant}_{tag}"
         d.mkdir(parents=True, exist_ok=True)
         v = d / "layer.v"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mstbnn.boards.cli import engine_name, make_engine, synth_network
+from mstbnn.boards.cli import engine_name, make_engine, report_key, synth_network
 from mstbnn.boards.devices import get_device
 from mstbnn.boards.synth import REPORT_NAME, estimate_fit, network_digest, read_reports
 from mstbnn.boards.wrapper import choose_chunk, harness_ffs
@@ -79,18 +79,22 @@ def xnor_counts(art: Path) -> tuple[int, int]:
     return sum(l["xnor_plain"] for l in layers), sum(l["xnor_reuse"] for l in layers)
 
 
-def synth_entry(art: Path, device_name: str, baseline: bool, resynth: bool, synth: bool = True) -> dict | None:
+def synth_entry(art: Path, device_name: str, baseline: bool, resynth: bool, synth: bool = True,
+                synth_only_above: int = 40000) -> dict | None:
     """One (network, engine, device) cell: a synthesis report, or why there is none.
 
-    With ``synth=False`` nothing new is synthesised: a recorded run, the fit
+    Designs estimated above ``synth_only_above`` LUTs run yosys only (no
+    place-and-route: an 85k ECP5 takes hours on two cores). With
+    ``synth=False`` nothing new is synthesised: a recorded run, the fit
     check's verdict when the design cannot fit, or None (not run).
     """
     device = get_device(device_name)
-    key = f"{device.name}/{engine_name(baseline)}"
     digest = network_digest(art)
-    cached = read_reports(art / REPORT_NAME).get(key)
-    if cached and cached.get("network_sha256") == digest and not resynth:
-        return {"status": "ok", "cached": True, **cached}
+    runs = read_reports(art / REPORT_NAME)
+    for place in (True, False):  # a placed run first, else a yosys-only one
+        cached = runs.get(report_key(device.name, baseline, place))
+        if cached and cached.get("network_sha256") == digest and not resynth:
+            return {"status": "ok", "cached": True, **cached}
     net = io.load(art)
     engine = make_engine(net, baseline)
     chunk = choose_chunk(len(engine.in_data), engine.input_width, len(engine.out_class), device.io_pins)
@@ -102,9 +106,10 @@ def synth_entry(art: Path, device_name: str, baseline: bool, resynth: bool, synt
         return {"status": "no fit", **base}
     if not synth:
         return None
+    place = fit["luts"] <= synth_only_above
     start = time.monotonic()
     try:
-        report = synth_network(art, device.name, baseline=baseline)
+        report = synth_network(art, device.name, baseline=baseline, place=place)
     except UserError as exc:
         return {"status": "failed", "error": str(exc), **base}
     return {"status": "ok", "cached": False, "wall_seconds": round(time.monotonic() - start, 1), **report}
@@ -128,13 +133,16 @@ def cell(entry: dict | None, what: str) -> str:
     if what == "ffs":
         return f"{r['ff']['used']:,}"
     if what == "cells":
+        if r["logic_cells"]["used"] is None:
+            return "-"
         return f"{r['logic_cells']['used']:,} / {r['logic_cells']['available']:,}"
+    placed = entry.get("placed", True)
     if what == "fmax":
-        return f"{entry['fmax_mhz']:.1f}"
+        return f"{entry['fmax_mhz']:.1f}" if placed else "not placed"
     if what == "tput":
-        return f"{entry['throughput_per_s'] / 1e6:.1f}"
+        return f"{entry['throughput_per_s'] / 1e6:.1f}" if placed else "-"
     if what == "lat":
-        return f"{entry['latency_cycles']} / {entry['latency_ns']:.0f}"
+        return f"{entry['latency_cycles']} / {entry['latency_ns']:.0f}" if placed else f"{entry['latency_cycles']} / -"
     raise ValueError(what)
 
 
@@ -149,6 +157,8 @@ def main(argv=None) -> int:
     ap.add_argument("--devices", default=",".join(DEVICES), help="devices (default %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resynth", action="store_true", help="synthesise again even when synth.json has the run")
+    ap.add_argument("--synth-only-above", type=int, default=40000, metavar="LUTS",
+                    help="yosys only (no place-and-route, no Fmax) above this LUT estimate (default %(default)s)")
     ap.add_argument("--no-synth", action="store_true", help="tables from recorded runs only (nothing new is synthesised)")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -175,7 +185,8 @@ def main(argv=None) -> int:
     def entry(art, device, baseline):
         if not args.no_synth:
             print(f"synth {art.parent.name} {engine_name(baseline)} {device}", flush=True)
-        return synth_entry(art, device, baseline, args.resynth, synth=not args.no_synth)
+        return synth_entry(art, device, baseline, args.resynth, synth=not args.no_synth,
+                           synth_only_above=args.synth_only_above)
 
     results = {}
     for name, art in models.items():
@@ -207,7 +218,7 @@ def main(argv=None) -> int:
             if b and r and b["status"] == r["status"] == "ok":
                 rb, rr = b["resources"], r["resources"]
                 ratio_lines.append(f"| {name} | {device} | {plain / reuse:.2f}x | {rb['lut']['used'] / rr['lut']['used']:.2f}x "
-                                   f"| {rb['ff']['used'] / rr['ff']['used']:.2f}x | {b['fmax_mhz']:.1f} / {r['fmax_mhz']:.1f} |")
+                                   f"| {rb['ff']['used'] / rr['ff']['used']:.2f}x | {cell(b, 'fmax')} / {cell(r, 'fmax')} |")
             elif b and r and r["status"] == "ok" and b["status"] == "no fit":
                 est = b["estimate"]["luts"]
                 ratio_lines.append(f"| {name} | {device} | {plain / reuse:.2f}x | baseline does not fit (est. "

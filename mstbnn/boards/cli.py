@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mstbnn.errors import UserError
 
-__all__ = ["add_commands", "make_engine", "synth_network", "engine_name"]
+__all__ = ["add_commands", "make_engine", "synth_network", "engine_name", "report_key", "format_report"]
 
 TESTSET = "testset.npz"
 
@@ -36,12 +36,17 @@ def _load_network(directory):
     return io.load(path)
 
 
+def report_key(device_name: str, baseline: bool, place: bool = True) -> str:
+    """Where a run is stored in synth.json."""
+    return f"{device_name}/{engine_name(baseline)}" + ("" if place else "/synth-only")
+
+
 def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: bool = False,
-                  freq_mhz: float | None = None, stream=None) -> dict:
+                  freq_mhz: float | None = None, place: bool = True, stream=None) -> dict:
     """Fit-check, synthesise and place-and-route the artefact in ``net_dir``; record it in synth.json.
 
-    Returns the run's report (also stored under ``"<device>/<engine>"`` in
-    ``net_dir/synth.json``).
+    Returns the run's report (also stored under :func:`report_key` in
+    ``net_dir/synth.json``). ``place=False`` runs yosys only.
     """
     from mstbnn.boards.devices import get_device
     from mstbnn.boards.synth import REPORT_NAME, check_fit, estimate_fit, network_digest, synthesize, write_report
@@ -58,28 +63,33 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     name = engine_name(baseline)
     print(f"synth {name} engine on {device.name}: estimated {fit['luts']:,} LUTs, {fit['ffs']:,} FFs",
           file=stream, flush=True)
-    build_dir = Path(net_dir) / "synth" / f"{device.name}-{name}"
-    report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, stream=stream)
+    build_dir = Path(net_dir) / "synth" / (f"{device.name}-{name}" + ("" if place else "-synth-only"))
+    report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream)
     report = {"engine": name, "network_sha256": network_digest(net_dir), "estimate": fit, **report}
-    write_report(Path(net_dir) / REPORT_NAME, f"{device.name}/{name}", report)
+    write_report(Path(net_dir) / REPORT_NAME, report_key(device.name, baseline, place), report)
     return report
 
 
 def format_report(report: dict) -> str:
     """One paragraph a person reads after a synthesis run."""
     r = report["resources"]
-    pct = lambda k: 100.0 * r[k]["used"] / r[k]["available"] if r[k]["available"] else 0.0  # noqa: E731
+
+    def used(k):
+        u, a = r[k]["used"], r[k]["available"]
+        if u is None:
+            return "n/a (not placed)"
+        return f"{u:,} / {a:,} ({100.0 * u / a:.1f}%)" if a else f"{u:,} / 0"
+
     fmax = report["fmax_mhz"]
     lines = [
-        f"{report['device']} ({report['part']} {report['package']}), {report['engine']} engine:",
-        f"  LUT  {r['lut']['used']:>7,} / {r['lut']['available']:,} ({pct('lut'):.1f}%)"
-        f"   FF {r['ff']['used']:,} / {r['ff']['available']:,} ({pct('ff'):.1f}%)"
-        f"   BRAM {r['bram']['used']} / {r['bram']['available']}   DSP {r['dsp']['used']} / {r['dsp']['available']}",
-        f"  logic cells placed {r['logic_cells']['used']:,} / {r['logic_cells']['available']:,} ({pct('logic_cells'):.1f}%)"
-        f"   I/O {r['io']['used']} / {r['io']['available']}",
+        f"{report['device']} ({report['part']} {report['package']}), {report['engine']} engine"
+        + ("" if report.get("placed", True) else " (yosys only, not placed)") + ":",
+        f"  LUT {used('lut')}   FF {used('ff')}   BRAM {used('bram')}   DSP {used('dsp')}",
+        f"  logic cells placed {used('logic_cells')}   I/O {used('io')}",
         f"  Fmax {fmax:.1f} MHz   II {report['initiation_interval']} cycles -> "
         f"{report['throughput_per_s'] / 1e6:.2f} M inferences/s   latency {report['latency_cycles']} cycles"
-        f" = {report['latency_ns']:.0f} ns" if fmax else "  Fmax: nextpnr reported no clock",
+        f" = {report['latency_ns']:.0f} ns" if fmax else
+        f"  Fmax: not measured   II {report['initiation_interval']} cycles   latency {report['latency_cycles']} cycles",
     ]
     return "\n".join(lines)
 
@@ -87,7 +97,8 @@ def format_report(report: dict) -> str:
 def _cmd_synth(args) -> int:
     from mstbnn.boards.synth import REPORT_NAME
 
-    report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq)
+    report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
+                           place=not args.synth_only)
     print(format_report(report))
     print(f"report: {Path(args.dir) / REPORT_NAME}")
     return 0
@@ -185,6 +196,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="synthesise even when the estimate does not fit the device")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="placer target clock (default: 60 on iCE40, 120 on ECP5); Fmax is measured either way")
+    p.add_argument("--synth-only", action="store_true",
+                   help="yosys only: LUT/FF counts without place-and-route or Fmax (for designs too big to place quickly)")
     p.set_defaults(func=_cmd_synth)
 
     p = subparsers.add_parser("bitstream", help="board bitstream of the UART top (iCEBreaker, ULX3S)",

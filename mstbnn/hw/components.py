@@ -265,6 +265,7 @@ class DeltaThreshold(wiring.Component):
 
     def __init__(self, delta: "DeltaUpdate", threshold: int, direction: int, *, scale: int = 1, ybias: int = 0):
         self.delta = delta
+        delta._MustUse__silence = True  # only its parameters are used
         self.direction = 1 if int(direction) > 0 else -1
         self.cut, self.constant = threshold_cut(delta.out_range, threshold, self.direction, scale, ybias)
         # diff = sign_p * parent + sign_c * 2 * corr + const, with bit = diff >= 0.

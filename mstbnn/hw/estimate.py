@@ -23,8 +23,8 @@ FAMILIES = ("ice40", "ecp5")
 # -noabc9` on the designs of benchmarks/bench_hw_layer.py (docs/hw.md).
 _COEFF = {
     "ecp5": {
-        "luts": {"reg_add_bits": 0.022, "small_add_bits": 0.288, "comb_add_bits": 1.478, "delta_bits": 0.55, "cmp_bits": 0.0, "misc_add_bits": 0.5},
-        "carry": {"reg_add_bits": 0.6, "small_add_bits": 0.0, "comb_add_bits": 0.004, "delta_bits": 0.564, "cmp_bits": 0.0, "misc_add_bits": 0.5},
+        "luts": {"reg_add_bits": 0.018, "small_add_bits": 0.293, "comb_add_bits": 1.481, "inline_add_bits": 0.759, "delta_bits": 0.543, "cmp_bits": 0.0, "misc_add_bits": 0.5},
+        "carry": {"reg_add_bits": 0.598, "small_add_bits": 0.0, "comb_add_bits": 0.005, "inline_add_bits": 0.025, "delta_bits": 0.563, "cmp_bits": 0.0, "misc_add_bits": 0.5},
     },
 }
 
@@ -35,7 +35,7 @@ _ICE40_LUT_PER_ECP5_LUT4EQ = 0.66
 _ICE40_CARRY_PER_ECP5_CCU2C = 1.56
 
 
-_FEATURES = ("reg_add_bits", "small_add_bits", "comb_add_bits", "delta_bits", "cmp_bits", "misc_add_bits")
+_FEATURES = ("reg_add_bits", "small_add_bits", "comb_add_bits", "inline_add_bits", "delta_bits", "cmp_bits", "misc_add_bits")
 
 
 def stage_features(stage) -> dict:
@@ -83,7 +83,7 @@ def stage_features(stage) -> dict:
     forest_ffs, _ = stage.forest_counts()
     feats["ffs_generated"] += forest_ffs
     prof = stage.forest_profile()
-    for key in ("reg_add_bits", "small_add_bits", "comb_add_bits", "lsb_merges"):
+    for key in ("reg_add_bits", "small_add_bits", "comb_add_bits", "inline_add_bits", "lsb_merges"):
         feats[key] += prof[key]
     # corrections (early) or input bits (late) carried to their stage
     feats["ffs_generated"] += stage.correction_flipflops(stage.corrections)

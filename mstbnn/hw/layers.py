@@ -139,7 +139,7 @@ class BinaryStage(wiring.Component):
         adder_levels_per_stage: int = 2,
         tree_levels_per_stage: int = 1,
         corrections: str = "auto",
-        fuse_leaves: bool = True,
+        fuse_leaves: bool = False,
         score_width: int | None = None,
     ):
         self.weights = np.asarray(weights, dtype=bool)
@@ -252,6 +252,7 @@ class BinaryStage(wiring.Component):
         once makes the flip-flop and adder counts of the estimate exact.
         """
         self.nodes: dict = {}  # key -> (lo, hi, left key, right key, registered, stage)
+        self.inline_nodes: set = set()  # nodes of combinational (inline) correction trees
         self.tree_out: dict = {}  # channel -> (node key, stage) of its root tree / correction tree
         sched = self.schedule
         everything = np.arange(self.n)
@@ -312,6 +313,8 @@ class BinaryStage(wiring.Component):
                     lo, hi = self.nodes[left][0], self.nodes[left][1]
                 if key not in self.nodes:
                     self.nodes[key] = (lo, hi, left, right, registered, stage + (1 if registered else 0))
+                if comb:
+                    self.inline_nodes.add(key)
                 nxt.append(key)
             keys = nxt
             if registered:
@@ -337,12 +340,13 @@ class BinaryStage(wiring.Component):
         ``reg_add_bits``: adders ending in a register with a result of 5 bits
         or more (these become carry chains); ``small_add_bits``: registered
         adders of at most 4 bits (synthesis maps them to LUTs); ``comb_add_bits``: adders inside a register
-        stage (synthesis fuses them into the next adder's compressor).
+        stage (synthesis fuses them into the next adder's compressor);
+        ``inline_add_bits``: adders of inline correction trees.
         ``lsb_merges``: registered binary nodes whose least significant bit
         (the XOR of their terms) equals another node's: same positions, same
         parity of inverted terms, same stage; yosys merges those flip-flops.
         """
-        prof = {"reg_add_bits": 0, "small_add_bits": 0, "comb_add_bits": 0, "lsb_merges": 0}
+        prof = {"reg_add_bits": 0, "small_add_bits": 0, "comb_add_bits": 0, "inline_add_bits": 0, "lsb_merges": 0}
         terms: dict = {}
         seen = set()
         for key, (lo, hi, left, right, registered, stage) in self.nodes.items():
@@ -357,7 +361,9 @@ class BinaryStage(wiring.Component):
                 terms[key] = (lp, lpar)
             w = width_of(lo, hi)
             if right is not None:
-                if not registered:
+                if key in self.inline_nodes:
+                    prof["inline_add_bits"] += w
+                elif not registered:
                     prof["comb_add_bits"] += w
                 elif w >= 5:
                     prof["reg_add_bits"] += w

@@ -40,7 +40,7 @@ def plan_stages(
     adder_levels_per_stage: int = 2,
     tree_levels_per_stage: int = 1,
     corrections: str = "auto",
-    fuse_leaves: bool = True,
+    fuse_leaves: bool = False,
 ) -> list:
     """The stream stages of ``net`` (components, not yet elaborated)."""
     layers = net.layers
@@ -180,7 +180,7 @@ class NetworkEngine(wiring.Component):
         adder_levels_per_stage: int = 2,
         tree_levels_per_stage: int = 1,
         corrections: str = "auto",
-        fuse_leaves: bool = True,
+        fuse_leaves: bool = False,
     ):
         self.net = net
         self.reuse = bool(reuse)

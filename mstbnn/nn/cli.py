@@ -59,6 +59,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--mst-warmup", type=int, default=5, help="epochs of plain training before the regulariser")
     p.add_argument("--mst-ramp", type=int, default=10, help="epochs over which lambda ramps up linearly")
     p.add_argument("--distance", choices=("l1", "hinge", "l2"), default="l1", help="edge distance (default l1)")
+    p.add_argument("--weighting", choices=("layer", "xnor"), default="layer",
+                   help="per-layer penalty factor: 1/(C*N) (layer) or the layer's XNOR share per inference (xnor)")
     p.add_argument("--finetune-epochs", type=int, default=0,
                    help="extra epochs training only BatchNorm with the binary weights frozen")
     p.add_argument("--max-depth", type=_depth, default=None, help="tree height limit to train against")
@@ -104,7 +106,8 @@ def _train(args) -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          mst_lambda=args.mst_lambda, mst_every=args.mst_every, mst_warmup=args.mst_warmup,
                          mst_ramp=args.mst_ramp, max_depth=args.max_depth, negation=args.negation,
-                         distance=args.distance, finetune_epochs=args.finetune_epochs)
+                         distance=args.distance, finetune_epochs=args.finetune_epochs,
+                         weighting=args.weighting)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     history = train(model, data, config, progress=not args.quiet and sys.stderr.isatty(), log=log)
     save_checkpoint(model, out, history)

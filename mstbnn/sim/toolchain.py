@@ -28,8 +28,10 @@ __all__ = [
 SIMULATORS = ("verilator", "icarus")
 
 # Amaranth's Verilog trips Verilator lint warnings (widths, unused bits): keep
-# them in the build log, never fatal.
-VERILATOR_ARGS = ("-Wno-fatal",)
+# them in the build log, never fatal. Verilator's merge-cond pass is
+# pathological on the unrolled engines (measured: 209 of 216 s of verilating a
+# 0.7 MB dense engine; 13.6 s in all without it).
+VERILATOR_ARGS = ("-Wno-fatal", "-fno-merge-cond")
 
 TIMESCALE = ("1ns", "1ps")
 
@@ -81,9 +83,29 @@ def check_simulator(name: str) -> None:
 def make_runner(name: str):
     """A cocotb_tools.runner Runner for ``name`` ("verilator" or "icarus")."""
     check_simulator(name)
-    from cocotb_tools.runner import get_runner
+    from cocotb_tools.runner import Verilator, get_runner
 
-    return get_runner(name)
+    if name != "verilator":
+        return get_runner(name)
+
+    class TopPortsVerilator(Verilator):
+        """cocotb's Verilator runner, exposing only the top level's signals.
+
+        cocotb passes --public-flat-rw, which keeps every internal signal of
+        the unrolled engine visible and unoptimised; the testbench touches
+        only the top's ports, so --public-depth 1 is enough and builds and
+        simulates large engines faster.
+        """
+
+        def _build_command(self):
+            cmds = super()._build_command()
+            verilate = cmds[0]
+            if "--public-flat-rw" in verilate:
+                i = verilate.index("--public-flat-rw")
+                verilate[i : i + 1] = ["--public-depth", "1"]
+            return cmds
+
+    return TopPortsVerilator()
 
 
 def build(runner, name: str, sources: list[Path], top: str, build_dir: Path, log_file: Path | None = None) -> None:

@@ -39,6 +39,15 @@ def test_synth_writes_the_report(tmp_path, capsys):
     assert run_["fmax_mhz"] > 0
 
 
+def test_synth_only_is_recorded_apart_from_placed_runs(tmp_path, capsys):
+    d, _ = _artefact(tmp_path)
+    assert main(["synth", str(d), "--device", "ecp5-25k", "--baseline", "--synth-only"]) == 0
+    assert "not placed" in capsys.readouterr().out
+    runs = json.loads((d / "synth.json").read_text())["runs"]
+    assert list(runs) == ["ecp5-25k/baseline/synth-only"]
+    assert runs["ecp5-25k/baseline/synth-only"]["placed"] is False
+
+
 def test_design_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys):
     d, _ = _artefact(tmp_path, features=128, hidden=(128,), bits=1, clustered=False)
     assert main(["synth", str(d), "--device", "ice40-up5k", "--baseline"]) == 2

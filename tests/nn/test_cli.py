@@ -14,7 +14,7 @@ def _train(tmp_path, name, *extra):
 
 
 def test_train_writes_loadable_checkpoint_and_final_line(tmp_path, capsys):
-    rc, out = _train(tmp_path, "m.pt", "--max-depth", "3", "--negation")
+    rc, out = _train(tmp_path, "m.pt", "--max-depth", "3", "--negation", "--weighting", "xnor")
     assert rc == 0 and out.is_file()
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("test accuracy ") and "total XNOR reduction" in line

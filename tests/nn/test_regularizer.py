@@ -4,7 +4,7 @@ import torch
 
 from mstbnn.compiler.mst import build_schedule
 from mstbnn.nn.layers import BinaryConv2d, BinaryLinear
-from mstbnn.nn.regularizer import DISTANCES, MSTRegularizer, lambda_at
+from mstbnn.nn.regularizer import DISTANCES, MSTRegularizer, lambda_at, xnor_layer_weights
 
 
 def _layers(seed):
@@ -83,3 +83,11 @@ def test_penalty_before_rebuild_and_unknown_distance():
                                                     (9, 2, 4, 10.0), (0, 0, 0, 10.0)])
 def test_lambda_schedule(epoch, warmup, ramp, want):
     assert lambda_at(epoch, 10.0, warmup, ramp) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("evaluations,sizes", [([1, 1, 1], [100, 400, 20]), ([64, 16, 1], [288, 18432, 32768])])
+def test_xnor_layer_weights_count_each_weight_by_its_xnors(evaluations, sizes):
+    w = xnor_layer_weights(evaluations, sizes)
+    assert sum(a * n for a, n in zip(w, sizes)) == pytest.approx(1.0)
+    # Per weight, a layer's factor is proportional to its evaluations per inference.
+    assert [a / w[0] for a in w] == pytest.approx([e / evaluations[0] for e in evaluations])

@@ -36,11 +36,11 @@ def test_history_matches_compiled_cost(digits):
     assert 0 <= last["test_acc"] <= 100 and last["penalty"] > 0
 
 
-@pytest.mark.parametrize("distance", ["hinge", "l1", "l2"])
-def test_regulariser_lowers_mst_distance(digits, distance):
+@pytest.mark.parametrize("distance,weighting", [("hinge", "layer"), ("l1", "layer"), ("l2", "layer"), ("l1", "xnor")])
+def test_regulariser_lowers_mst_distance(digits, distance, weighting):
     _, plain = _run(digits, 0, 0.0, epochs=4)
     lam = {"hinge": 30.0, "l1": 30.0, "l2": 100.0}[distance]
-    _, reg = _run(digits, 0, lam, epochs=4, distance=distance)
+    _, reg = _run(digits, 0, lam, epochs=4, distance=distance, weighting=weighting)
     assert reg[-1]["mst_weight"] < 0.8 * plain[-1]["mst_weight"]
     assert reg[-1]["xnor_ratio"] > plain[-1]["xnor_ratio"]
 
@@ -64,3 +64,8 @@ def test_finetune_freezes_binary_weights(digits):
         assert torch.equal(a.weight >= 0, b.weight >= 0)
     assert not torch.equal(model.stages[0].norm.bias, ref.stages[0].norm.bias)
     assert all(layer.weight.requires_grad for layer in model.binary_layers())
+
+
+def test_unknown_weighting_rejected(digits):
+    with pytest.raises(ValueError, match="weighting"):
+        _run(digits, 0, 1.0, epochs=1, weighting="uniform")

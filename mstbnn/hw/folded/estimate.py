@@ -148,10 +148,11 @@ def _pool_estimate(stage) -> dict:
 
 
 def _argmax_estimate(classes: int, score_width: int) -> dict:
+    """The sequential argmax: a C:1 score mux, one comparator, registers."""
     return {
-        "luts": (classes - 1) * (score_width + score_width + clog2(classes)),
-        "carry": (classes - 1) * math.ceil(score_width / 2),
-        "ffs": 2 * classes * score_width + clog2(classes) + 2,
+        "luts": int(math.ceil(score_width * _mux(classes) + 2 * score_width + 2 * clog2(classes + 1) + 4)),
+        "carry": math.ceil(score_width / 2),
+        "ffs": 2 * classes * score_width + score_width + 2 * clog2(classes) + clog2(classes + 1) + 2,
         "bram": 0,
     }
 

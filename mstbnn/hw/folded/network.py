@@ -10,7 +10,9 @@ wrappers take either engine.
 Binary layers become :class:`~mstbnn.hw.folded.stage.FoldedStage` s, each
 with its own S (SIMD width) and G (gather lanes); max-pools and the final
 argmax are the unrolled engine's :class:`~mstbnn.hw.layers.PoolStage` and
-:class:`~mstbnn.hw.layers.ArgmaxStage`.
+the folded engine's own :class:`~mstbnn.hw.folded.argmax.SequentialArgmax`
+(one class per cycle: the unrolled engine's combinational argmax was the
+critical path of the folded designs).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from mstbnn.compiler.schedule import Schedule
 from mstbnn.errors import UserError
 from mstbnn.hw.folded.plan import LayerPlan
 from mstbnn.hw.folded.stage import FoldedStage
-from mstbnn.hw.layers import ArgmaxStage, PoolStage
+from mstbnn.hw.folded.argmax import SequentialArgmax
+from mstbnn.hw.layers import PoolStage
 
 __all__ = ["FoldedNetworkEngine", "plan_folded_stages", "layer_plans"]
 
@@ -134,7 +137,7 @@ def plan_folded_stages(net, *, reuse: bool = True, config=None) -> list:
             continue
         stages.append(FoldedStage(next(plans), front=item["front"], quantizer=item["quantizer"], threshold=item["threshold"]))
     scores = stages[-1]
-    stages.append(ArgmaxStage(scores.channels, scores.score_width))
+    stages.append(SequentialArgmax(scores.channels, scores.score_width))
     return stages
 
 

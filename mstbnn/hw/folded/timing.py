@@ -18,8 +18,9 @@ those of :mod:`mstbnn.hw.folded.stage`::
     pending <- 1 on step and window_last, 0 on finish
     out_valid <- 1 on finish, else 0 when out_ready
 
-Pool and argmax stages are the unrolled engine's (one register after the
-front). Per window a folded layer therefore needs W cycles of walk
+Pool stages are the unrolled engine's (one register after the front); the
+argmax is :class:`~mstbnn.hw.folded.argmax.SequentialArgmax` (C + 1 cycles
+per image, see there). Per window a folded layer therefore needs W cycles of walk
 (:func:`mstbnn.hw.folded.plan.window_cycles`) plus one: the front end may
 only move once the datapath has read the window's last step. Latency through
 a folded stage is W + 3 (front register, datapath, finish); a window needs
@@ -82,7 +83,10 @@ class _Front:
 
 class _Stage:
     def __init__(self, spec: dict):
-        self.front = _Front(spec)
+        self.argmax = spec["kind"] == "argmax"
+        self.classes = int(spec.get("classes", 0))
+        self.busy = False
+        self.front = _Front({"kind": "vector"} if self.argmax else spec)
         self.folded = bool(spec.get("folded"))
         self.walk = int(spec.get("walk", 0))
         self.valid0 = False  # the front's output register (window_valid)
@@ -98,6 +102,9 @@ class _Stage:
 
     def comb(self, out_ready: bool):
         """Returns (in_ready, plan) for this cycle given the downstream ready."""
+        if self.argmax:
+            done = self.busy and self.k == self.classes and ((not self.out_valid) or out_ready)
+            return not self.busy, ("argmax", done, out_ready)
         if not self.folded:
             en = (not self.out_valid) or out_ready
             return en and not self.front.on_pad(), ("pipe", en)
@@ -112,6 +119,17 @@ class _Stage:
     def update(self, plan, in_valid: bool) -> bool:
         """Clock edge; returns whether an input beat was consumed."""
         consumed = False
+        if plan[0] == "argmax":
+            _, done, out_ready = plan
+            if done:
+                self.out_valid, self.busy = True, False
+            elif out_ready:
+                self.out_valid = False
+            if in_valid and not self.busy and not done:
+                self.busy, self.k, consumed = True, 1, True
+            elif self.busy and self.k < self.classes:
+                self.k += 1
+            return consumed
         if plan[0] == "pipe":
             en = plan[1]
             if en:
@@ -192,6 +210,9 @@ def bottleneck_cycles(stages: list[dict], beats_per_image: int) -> int:
     """
     worst = beats_per_image
     for s in stages:
+        if s["kind"] == "argmax":
+            worst = max(worst, s["classes"] + 1)
+            continue
         f = _Front(s)
         windows = sum(f.ends) if f.kind == "window" else 1
         walk = int(s.get("walk", 0))

@@ -1,0 +1,88 @@
+"""Sequential argmax stage: one comparator, one class per cycle.
+
+The unrolled engine's :class:`~mstbnn.hw.layers.ArgmaxStage` compares all
+scores in one combinational tree, which is fine at one image per cycle but
+was the critical path of every folded design measured (10 classes: 42-47 MHz
+against 52 MHz for the folded core). A folded engine spends thousands of
+cycles per image, so scanning the classes one per cycle costs nothing in
+throughput and keeps the comparator path short.
+
+Flow (exact; mirrored in :mod:`mstbnn.hw.folded.timing`)::
+
+    in_ready = not busy
+    handshake (cycle t): scores registered, best = class 0, k = 1, busy
+    cycles t+1 .. t+C-1: compare class k against the best (strictly greater
+                         wins, so ties keep the lowest index), k += 1
+    first cycle with k == C and the output register free: load out_class,
+                         out_data (the scores), out_valid; busy drops
+    latency C + 1 cycles, one image per C + 1 cycles
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from mstbnn.hw.components import Argmax
+
+__all__ = ["SequentialArgmax"]
+
+
+class SequentialArgmax(wiring.Component):
+    """Scores in, (class, scores) out; lowest index on ties.
+
+    Ports: ``in_valid/in_ready/in_data`` (class c's signed score at
+    ``[c*S +: S]``), ``out_valid/out_ready/out_data`` (the same scores),
+    ``out_class``.
+    """
+
+    def __init__(self, classes: int, score_width: int):
+        self.classes, self.score_width = int(classes), int(score_width)
+        width = self.classes * self.score_width
+        super().__init__(
+            {
+                "in_valid": In(1),
+                "in_ready": Out(1),
+                "in_data": In(width),
+                "out_valid": Out(1),
+                "out_ready": In(1),
+                "out_data": Out(width),
+                "out_class": Out(Argmax.index_width_for(self.classes)),
+            }
+        )
+
+    @property
+    def timing(self) -> dict:
+        return {"kind": "argmax", "classes": self.classes}
+
+    def elaborate(self, platform):
+        m = Module()
+        c, s = self.classes, self.score_width
+        scores = Signal(c * s)
+        table = Array([scores[i * s : (i + 1) * s].as_signed() for i in range(c)])
+        busy = Signal()
+        k = Signal(range(c + 1))
+        best = Signal(signed(s))
+        best_idx = Signal.like(self.out_class)
+        m.d.comb += self.in_ready.eq(~busy)
+        out_free = ~self.out_valid | self.out_ready
+        done = busy & (k == c) & out_free
+        with m.If(done):
+            m.d.sync += [self.out_valid.eq(1), self.out_class.eq(best_idx), self.out_data.eq(scores), busy.eq(0)]
+        with m.Elif(self.out_ready):
+            m.d.sync += self.out_valid.eq(0)
+        with m.If(self.in_valid & ~busy):
+            m.d.sync += [
+                scores.eq(self.in_data),
+                best.eq(self.in_data[:s].as_signed()),
+                best_idx.eq(0),
+                k.eq(1),
+                busy.eq(1),
+            ]
+        with m.Elif(busy & (k < c)):
+            cand = table[k]
+            with m.If(cand > best):
+                m.d.sync += [best.eq(cand), best_idx.eq(k)]
+            m.d.sync += k.eq(k + 1)
+        return m
