@@ -1,4 +1,4 @@
-"""Commands that span stages: ``compile`` (a trained model or IR -> artefact).
+"""Commands that span stages: ``compile`` (a trained model or IR -> artefact) and ``demo``.
 
 The stage packages only ever import downstream-to-upstream in one direction
 (nn -> compiler -> hw -> sim, boards). Turning a torch checkpoint into an IR
@@ -105,3 +105,146 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negation", action="store_true", help="allow negation edges (weight min(d, N - d))")
     p.add_argument("--no-reuse", action="store_true", help="plain schedule: every channel a root (baseline)")
     p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser(
+        "demo",
+        help="the whole flow on digits: train, compile, verilog, sim, synth, report, summary",
+        description="Train the digits mlp with lambda = 0 and with the MST regulariser, compile, generate both "
+        "engines, simulate them in Verilator, synthesise for iCE40 and ECP5, and print a summary table.",
+    )
+    p.add_argument("-o", "--output", default="build/demo", help="output directory (default build/demo)")
+    p.add_argument("--hidden", default="64", help="hidden widths of the mlp (default 64)")
+    p.add_argument("--epochs", type=int, default=40, help="training epochs per model (default 40)")
+    p.add_argument("--mst-lambda", type=float, default=None, help="regulariser strength (default: train's default)")
+    p.add_argument("--vectors", type=int, default=200, help="random vectors simulated after the test set (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+
+# --------------------------------------------------------------------------- demo
+
+DEMO_DEVICES_ICE40 = ("ice40-up5k", "ice40-hx8k")
+DEMO_DEVICE_ECP5 = "ecp5-25k"
+
+
+def _step(k: int, total: int, text: str) -> None:
+    print(f"\n[{k}/{total}] {text}", flush=True)
+
+
+def _accuracy(net_dir: Path) -> float | None:
+    import numpy as np
+
+    from mstbnn.compiler.execute import run
+
+    net, testset = load_model(net_dir)
+    if testset is None:
+        return None
+    return 100.0 * float(np.mean(run(net, testset["x"]).classes == testset["y"]))
+
+
+def _run(argv: list[str]) -> int:
+    from mstbnn.cli import main
+
+    print("$ mstbnn " + " ".join(argv), flush=True)
+    code = main(argv)
+    if code not in (0,):
+        raise UserError(f"demo step `mstbnn {' '.join(argv)}` failed with exit code {code}; see the lines above")
+    return code
+
+
+def _synth_smallest(net_dir: Path, devices, baseline: bool) -> dict | None:
+    """Synthesise on the first device the estimate fits; None when none fits."""
+    from mstbnn.boards.cli import synth_network
+
+    for device in devices:
+        try:
+            return synth_network(net_dir, device, baseline=baseline, stream=sys.stdout)
+        except UserError as exc:
+            if "does not fit" not in str(exc):
+                raise
+            print(f"  {exc}", flush=True)
+    return None
+
+
+def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, vectors: int, seed: int) -> Path:
+    """The whole flow on digits; returns the path of the summary table."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    total = 7
+    runs = {"lambda0": 0.0, "mst": mst_lambda}
+    _step(1, total, f"train the digits mlp (hidden {hidden}) with lambda = 0 and with the MST regulariser")
+    for name, lam in runs.items():
+        argv = ["train", "--model", "mlp", "--hidden", hidden, "--epochs", str(epochs), "--seed", str(seed),
+                "-o", str(out / f"{name}.pt")]
+        if lam is not None:
+            argv += ["--mst-lambda", f"{lam:g}"]
+        _run(argv)
+    _step(2, total, "compile both: MST schedules, golden executors agree on the test set")
+    for name in runs:
+        _run(["compile", str(out / f"{name}.pt"), "-o", str(out / name)])
+    mst_dir = out / "mst"
+    _step(3, total, "generate Verilog: reuse engine and plain baseline")
+    _run(["verilog", str(mst_dir)])
+    _run(["verilog", str(mst_dir), "--baseline"])
+    _step(4, total, "simulate both engines in Verilator, bit-exact against the golden executor")
+    _run(["sim", str(mst_dir), "--vectors", str(vectors)])
+    _run(["sim", str(mst_dir), "--baseline", "--vectors", str(vectors)])
+    _step(5, total, f"synthesise for the smallest iCE40 that fits and for {DEMO_DEVICE_ECP5}")
+    synth = {}
+    for baseline in (False, True):
+        engine = "baseline" if baseline else "reuse"
+        synth[("ice40", engine)] = _synth_smallest(mst_dir, DEMO_DEVICES_ICE40, baseline)
+        synth[("ecp5", engine)] = _synth_smallest(mst_dir, (DEMO_DEVICE_ECP5,), baseline)
+    _step(6, total, "report with plots")
+    _run(["report", str(mst_dir), "--compare", str(out / "lambda0")])
+    _step(7, total, "summary")
+
+    from mstbnn.compiler.cost import network_cost
+
+    acc0, acc = _accuracy(out / "lambda0"), _accuracy(mst_dir)
+    cost0 = network_cost(load_model(out / "lambda0")[0])
+    cost = network_cost(load_model(mst_dir)[0])
+    sims = {e: json.loads((mst_dir / f).read_text()) for e, f in (("reuse", "sim.json"), ("baseline", "sim-baseline.json"))}
+
+    def synth_cell(family, engine, field):
+        r = synth.get((family, engine))
+        if r is None:
+            return "does not fit"
+        if field == "lut":
+            return f"{r['resources']['lut']['used']:,} ({r['device']})"
+        if field == "fmax":
+            return f"{r['fmax_mhz']:.1f} MHz"
+        return f"{r['throughput_per_s'] / 1e6:.2f} M/s"
+
+    rows = [
+        "| figure | lambda = 0 | MST lambda |",
+        "|---|---:|---:|",
+        f"| test accuracy (compiled network) | {acc0:.2f} % | {acc:.2f} % |",
+        f"| XNORs per inference plain -> reuse | {cost0['xnor_plain']:,} -> {cost0['xnor_reuse']:,} "
+        f"({cost0['xnor_ratio']:.2f}x) | {cost['xnor_plain']:,} -> {cost['xnor_reuse']:,} ({cost['xnor_ratio']:.2f}x) |",
+        f"| tallest tree | {cost0['max_height']} | {cost['max_height']} |",
+        "",
+        "| MST network, engine | baseline | reuse |",
+        "|---|---:|---:|",
+    ]
+    for family, label in (("ice40", "iCE40"), ("ecp5", "ECP5")):
+        rows.append(f"| {label} LUTs | {synth_cell(family, 'baseline', 'lut')} | {synth_cell(family, 'reuse', 'lut')} |")
+        rows.append(f"| {label} Fmax | {synth_cell(family, 'baseline', 'fmax')} | {synth_cell(family, 'reuse', 'fmax')} |")
+        rows.append(f"| {label} throughput | {synth_cell(family, 'baseline', 'tp')} | {synth_cell(family, 'reuse', 'tp')} |")
+    rows.append(
+        f"| vectors bit-exact (Verilator) | {sims['baseline']['bit_exact']}/{sims['baseline']['vectors']} "
+        f"| {sims['reuse']['bit_exact']}/{sims['reuse']['vectors']} |"
+    )
+    table = "\n".join(rows) + "\n"
+    summary = out / "summary.md"
+    summary.write_text("# mstbnn demo: digits mlp\n\n" + table)
+    print(table)
+    print(f"everything is in {out}/ (report: {mst_dir / 'report.md'})")
+    return summary
+
+
+def _cmd_demo(args) -> int:
+    run_demo(Path(args.output), hidden=args.hidden, epochs=args.epochs, mst_lambda=args.mst_lambda,
+             vectors=args.vectors, seed=args.seed)
+    return 0

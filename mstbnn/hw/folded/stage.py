@@ -3,26 +3,29 @@
 Front end (shared with the unrolled engine): a vector register, a conv
 :class:`~mstbnn.hw.components.WindowGenerator` or a
 :class:`~mstbnn.hw.components.Collector`. It is frozen while it holds a
-window the core has not finished, so the window stays stable without a copy::
+window the core still reads, so the window stays stable without a copy::
 
-    en_front = ~window_valid | release        release = the window's last step is taken
+    en_front = ~window_valid | release     release = the datapath has the window's last step
 
-Core, two stages:
+Core, three pipeline stages:
 
-1. *walk*: the :class:`~mstbnn.hw.folded.controller.Controller` steps through
-   the records; each step adds one SIMD chunk (root) or one gather batch
-   (child) into the accumulator;
-2. *finish* (the cycle after a record's last step): a child combines its
-   correction with its parent's value from the sums memory
-   (``v = base + 2 q - d`` with ``base = p_i`` or ``N - p_i`` for bits,
-   ``v = +-y_i + 2 corr`` for integers), the value is written back to the
-   sums memory (slot-indexed, read-during-write transparent, so a child can
-   follow its parent directly), thresholded against the slot's entry of
-   the threshold table and shifted into the result register. The window's
-   last finish loads the output register, its bits wired in channel order.
+A. *walk*: the :class:`~mstbnn.hw.folded.controller.Controller` decodes one
+   step of the current record from the packed store per cycle (registered);
+B. *datapath*: the step's SIMD chunk (root) or gather batch (child) is added
+   into the accumulator; the parent's value and the slot's threshold are
+   read from their memories;
+C. *finish* (the cycle after a record's last datapath step): a child
+   combines its correction with its parent's value (``v = base + 2 q - d``
+   with ``base = p_i`` or ``N - p_i`` for bits, ``v = +-y_i + 2 corr`` for
+   integers); the value is written back to the sums memory (slot-indexed,
+   read-during-write transparent, so a child can follow its parent
+   directly), thresholded and shifted into the result register. The
+   window's last finish loads the output register, bits wired in channel order.
 
-The next window's walk overlaps the previous window's last finish; the walk's
-last step waits until the output register is free, which is the only stall.
+The walk of the next window starts once the front end has moved on (one
+bubble per window, see :mod:`mstbnn.hw.folded.timing`); a window's last walk
+step waits until the previous window has reached the output register and
+that register is free, which is the only stall.
 """
 
 from __future__ import annotations
