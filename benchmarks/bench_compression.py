@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--finetune", type=int, default=0, help="BN-only fine-tune epochs after training")
     p.add_argument("--distance", default="l1")
-    p.add_argument("--weighting", default="layer", choices=("layer", "xnor"))
+    p.add_argument("--weighting", default="xnor", choices=("xnor", "layer"))
     p.add_argument("--hidden", type=_ints, default=[256, 256], help="reference mlp hidden widths")
     p.add_argument("--lambdas", type=_floats, default=[0.0, 1.0, 3.0, 5.0])
     p.add_argument("--depths", type=_ints, default=[4, 8])

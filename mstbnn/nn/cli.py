@@ -10,8 +10,10 @@ from mstbnn.errors import UserError
 
 __all__ = ["add_commands", "DEFAULT_LAMBDA"]
 
-# Default regulariser strength: the digits-mlp setting of docs/training.md.
-DEFAULT_LAMBDA = 3.0
+# Default regulariser strength (with --weighting xnor, --distance l1): on digits
+# mlp 64-256-256-10 about 14.6x total XNOR reduction at 0.9 points below plain
+# training, mean of 3 seeds (docs/training.md).
+DEFAULT_LAMBDA = 6.0
 
 
 def _widths(text: str) -> list[int]:
@@ -59,7 +61,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--mst-warmup", type=int, default=5, help="epochs of plain training before the regulariser")
     p.add_argument("--mst-ramp", type=int, default=10, help="epochs over which lambda ramps up linearly")
     p.add_argument("--distance", choices=("l1", "hinge", "l2"), default="l1", help="edge distance (default l1)")
-    p.add_argument("--weighting", choices=("layer", "xnor"), default="layer",
+    p.add_argument("--weighting", choices=("xnor", "layer"), default="xnor",
                    help="per-layer penalty factor: 1/(C*N) (layer) or the layer's XNOR share per inference (xnor)")
     p.add_argument("--finetune-epochs", type=int, default=0,
                    help="extra epochs training only BatchNorm with the binary weights frozen")

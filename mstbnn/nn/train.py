@@ -62,7 +62,7 @@ class TrainConfig:
     distance: str = "l1"
     margin: float = 0.05
     finetune_epochs: int = 0
-    weighting: str = "layer"
+    weighting: str = "xnor"
 
 
 @contextlib.contextmanager

@@ -68,6 +68,37 @@ def _unknown_signals(dut, limit: int = 40) -> list[str]:
     return found
 
 
+async def _settle_combinational_blocks(dut) -> int:
+    """Evaluate every ``always @*`` block once at time 0 (4-state simulators).
+
+    yosys' write_verilog makes each ``always @*`` block read a reg declared
+    ``= 0`` so that the initialisation wakes it at time 0; Icarus applies
+    declaration initialisers without an event, so blocks whose inputs keep
+    their initial values stay X until an input changes (amaranth#418,
+    yosys#2271). Toggling those trigger regs performs the wake-up the
+    generated code intends. Returns how many were toggled.
+    """
+    triggers = []
+    stack = [dut]
+    while stack:
+        handle = stack.pop()
+        try:
+            children = list(handle)
+        except TypeError:
+            continue
+        for child in children:
+            name = child._name
+            if "dump_module" in name and "verilog_backend" in name:
+                triggers.append(child)
+            elif not hasattr(child, "value") or type(child).__name__ == "HierarchyObject":
+                stack.append(child)
+    for value in (1, 0):
+        for t in triggers:
+            t.value = value
+        await Timer(1, unit="ns")
+    return len(triggers)
+
+
 class _Streamer:
     def __init__(self, dut, cfg: dict):
         self.dut = dut
@@ -208,6 +239,8 @@ async def stream_vectors(dut):
     dut.out_ready.value = 0
     dut.in_data.value = 0
     await Timer(1, unit="ns")
+    if "icarus" in cocotb.SIM_NAME.lower():
+        await _settle_combinational_blocks(dut)
     Clock(dut.clk, 10, unit="ns").start()
     for _ in range(3):
         await FallingEdge(dut.clk)

@@ -99,10 +99,14 @@ def make_runner(name: str):
 
         def _build_command(self):
             cmds = super()._build_command()
-            verilate = cmds[0]
+            verilate, make = cmds[0], cmds[1]
             if "--public-flat-rw" in verilate:
                 i = verilate.index("--public-flat-rw")
                 verilate[i : i + 1] = ["--public-depth", "1"]
+            # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once a
+            # model is split into several C++ files (large engines) the
+            # precompiled header is passed as a bare file name and g++ fails.
+            make.append("CFG_CXXFLAGS_PCH_I=-include")
             return cmds
 
     return TopPortsVerilator()

@@ -45,7 +45,11 @@ def test_synth_only_is_recorded_apart_from_placed_runs(tmp_path, capsys):
     assert "not placed" in capsys.readouterr().out
     runs = json.loads((d / "synth.json").read_text())["runs"]
     assert list(runs) == ["ecp5-25k/baseline/synth-only"]
-    assert runs["ecp5-25k/baseline/synth-only"]["placed"] is False
+    report = runs["ecp5-25k/baseline/synth-only"]
+    assert report["placed"] is False and report["fmax_mhz"] is None and report["throughput_per_s"] is None
+    assert report["resources"]["lut"]["used"] > 0 and report["resources"]["ff"]["used"] > 0
+    assert report["options"]["nextpnr"] is None and "nextpnr" not in report["seconds"]
+    assert not (d / "synth" / "ecp5-25k-baseline-synth-only" / "report.json").exists()
 
 
 def test_design_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys):

@@ -123,15 +123,6 @@ def test_real_synthesis_and_place_and_route(tmp_path, device_name):
         assert (tmp_path / "build" / name).is_file()
 
 
-def test_synth_only_counts_cells_without_placing(tmp_path):
-    engine = _small_engine()
-    report = synthesize(engine, get_device("ecp5-25k"), tmp_path, place=False)
-    assert report["placed"] is False and report["fmax_mhz"] is None and report["throughput_per_s"] is None
-    assert report["resources"]["lut"]["used"] > 0 and report["resources"]["ff"]["used"] > 0
-    assert report["options"]["nextpnr"] is None and "nextpnr" not in report["seconds"]
-    assert not (tmp_path / "report.json").exists()
-
-
 def test_tool_failure_is_one_line_naming_the_log(tmp_path):
     engine = _small_engine()
     # Pretend the SG48 package had 400 pins: the harness takes the whole beat

@@ -110,18 +110,9 @@ def _real(artefacts, kind, baseline):
     return load(d), Design.from_hw_json(d / sub / "mstbnn_top.json"), d / "sim_build" / sub
 
 
-# Known hw defect, found by this suite: under Icarus (4-state) the first image
-# after reset of a conv network comes out as X on out_class/out_scores (the X
-# sits in the dense stage's collector, pooled pixel 0); Verilator (2-state)
-# hides it. strict: the mark must go once the engine is fixed.
-_CONV_X = "hw: X on the first conv image after reset in a 4-state simulator (reported to hw)"
-
-
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("kind, baseline", [("dense", False), ("dense", True), ("conv", False)])
-def test_generated_engine_is_bit_exact_and_on_its_cycle_model(artefacts, simulator, kind, baseline, request):
-    if kind == "conv" and simulator == "icarus":
-        request.applymarker(pytest.mark.xfail(reason=_CONV_X, strict=True))
+def test_generated_engine_is_bit_exact_and_on_its_cycle_model(artefacts, simulator, kind, baseline):
     net, design, build = _real(artefacts, kind, baseline)
     assert design.reuse is not baseline
     rng = np.random.default_rng(4)
@@ -139,9 +130,7 @@ def test_generated_engine_is_bit_exact_and_on_its_cycle_model(artefacts, simulat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATORS)
-def test_generated_conv_baseline_is_bit_exact(artefacts, simulator, request):
-    if simulator == "icarus":
-        request.applymarker(pytest.mark.xfail(reason=_CONV_X, strict=True))
+def test_generated_conv_baseline_is_bit_exact(artefacts, simulator):
     net, design, build = _real(artefacts, "conv", True)
     x = random_vectors(net, 60, np.random.default_rng(5))
     res = simulate(net, design, x, simulator=simulator, build_dir=build, seed=2)

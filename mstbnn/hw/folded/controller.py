@@ -179,9 +179,22 @@ class Controller(wiring.Component):
                 count.eq(Mux(many, g, left)),
                 self.count.eq(count),
                 child_last.eq(~many),
-                # count * e as a table: a multiplier here would sit in the pointer's critical loop
-                child_consume.eq(Array([Const(k * e + h, range(plan.peek_bits + 1)) for k in range(g + 1)])[count] - Mux(in_record, h, 0)),
             ]
+            # Bits consumed: this sits in the reader pointer's loop (the engine's critical
+            # path), so no multiplier and no subtractor: a full batch is a constant, a
+            # partial one a small table indexed by the few low bits of d (header) or of
+            # the registered remaining count.
+            ib = g.bit_length()  # bits of a count in 0..G
+            width = range(plan.peek_bits + 1)
+            first_table = Array([Const(h + k * e, width) for k in range(g + 1)])
+            cont_table = Array([Const(k * e, width) for k in range(g + 1)])
+            m.d.comb += child_consume.eq(
+                Mux(
+                    in_record,
+                    Mux(many_reg, g * e, cont_table[remaining[:ib]]),
+                    Mux(hdr_many, h + g * e, first_table[hdr_length[:ib]]),
+                )
+            )
             for k in range(g):
                 m.d.comb += [
                     self.index[k * p : (k + 1) * p].eq(entries[k * e : k * e + p]),
