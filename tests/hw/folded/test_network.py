@@ -62,6 +62,20 @@ def test_network_bit_exact_and_cycle_model_exact(name, reuse, config):
     assert bottleneck_cycles([s.timing for s in eng.stages], bpi) <= eng.initiation_interval
 
 
+@pytest.mark.parametrize("options", [dict(negation=True), dict(max_depth=1), dict(negation=True, max_depth=2)])
+def test_negation_and_depth_limited_schedules(options):
+    rng = np.random.default_rng(9)
+    net = NETS["dense-int"](rng)
+    for _, layer in net.binary_layers():
+        layer.weights[1::2] ^= True  # inverted channels: negation edges pay off
+    net = schedule_network(net, **options)
+    if options.get("negation"):
+        assert any(layer.schedule.negate.any() for _, layer in net.binary_layers())
+    eng = FoldedNetworkEngine(net, reuse=True, config=(4, 2))
+    x = random_inputs(net, rng, 4)
+    _check(eng, net, x, in_prob=0.7, out_prob=0.7, seed=1)
+
+
 def test_reuse_saves_cycles_and_storage_on_clustered_weights():
     rng = np.random.default_rng(5)
     net = schedule_network(random_dense_network(rng, features=64, hidden=(32,), classes=4))
