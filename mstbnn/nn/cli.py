@@ -105,6 +105,12 @@ def _train(args) -> int:
                             width=args.width, input_mode=args.input_mode, input_threshold=threshold)
     except ValueError as exc:
         raise UserError(f"--model {args.model}: {exc}") from None
+    if args.input_mode == "int":
+        # torch computes the first layer in float32: its sums must stay exact integers.
+        bound = model.stages[0].layer.fan_in * max(abs(int(data.x_train.min())), data.max_value)
+        if bound >= 1 << 24:
+            raise UserError(f"--input int: first-layer sums reach {bound}, beyond float32's exact integers (2^24); "
+                            "quantise the inputs to fewer bits or use --input threshold")
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          mst_lambda=args.mst_lambda, mst_every=args.mst_every, mst_warmup=args.mst_warmup,
                          mst_ramp=args.mst_ramp, max_depth=args.max_depth, negation=args.negation,

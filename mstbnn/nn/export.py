@@ -106,6 +106,10 @@ def to_network(model: BinaryNet, *, bits: int | None = None, signed: bool | None
     else:
         layers.append(InputQuantizer(shape=tuple(inq.shape), mode="int", thresholds=None, bits=bits, signed=signed))
         in_range = layers[0].value_range
+        bound = model.stages[0].layer.fan_in * max(abs(v) for v in in_range)
+        if bound >= 1 << 24:
+            # torch's float32 first layer would not be exact, so neither would the export.
+            raise ValueError(f"integer-input first layer: sums up to {bound} exceed float32's exact range (2^24)")
     for stage in model.stages:
         lay = stage.layer
         wbits = binarize(lay.weight.detach()).cpu().numpy().astype(np.uint8)

@@ -198,6 +198,8 @@ def build_model(name: str, input_shape: tuple, n_classes: int, *, hidden=None, c
             in_ch = ch
             if pool:
                 h, w = h // 2, w // 2
+                if h < 1 or w < 1:
+                    raise ValueError(f"input {input_shape} is too small for the max-pools of {name!r}")
         n = in_ch * h * w
         for hd in hidden:
             stages.append(Stage(BinaryLinear(n, hd)))

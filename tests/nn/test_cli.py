@@ -56,3 +56,14 @@ def test_cnn_on_user_npz(tmp_path, capsys):
     assert rc == 0
     net = load_checkpoint(out)
     assert net.layers[0].mode == "int" and net.layers[0].bits == 8 and net.n_classes == 3
+
+
+def test_int_input_too_wide_for_float32_is_refused(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "wide.npz", x_train=rng.integers(0, 65536, (8, 512)), y_train=rng.integers(0, 2, 8),
+             x_test=rng.integers(0, 65536, (4, 512)), y_test=rng.integers(0, 2, 4))
+    out = tmp_path / "w.pt"
+    rc = main(["train", "--dataset", str(tmp_path / "wide.npz"), "--input", "int", "--epochs", "1", "--quiet",
+               "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "2^24" in err and not out.exists()

@@ -140,3 +140,13 @@ def test_checkpoint_errors(tmp_path):
     torch.save(payload, tmp_path / "mismatch.pt")
     with pytest.raises(UserError, match="do not match"):
         load_checkpoint(tmp_path / "mismatch.pt")
+
+
+@pytest.mark.parametrize("fan_in,bits,ok", [(256, 16, True), (512, 16, False), (8192, 12, False), (4096, 12, True)])
+def test_int_input_export_refuses_inexact_float32_sums(fan_in, bits, ok):
+    model = build_model("mlp", (fan_in,), 2, hidden=[4], input_mode="int").eval()
+    if ok:
+        assert to_network(model, bits=bits).layers[0].bits == bits
+    else:
+        with pytest.raises(ValueError, match="2\\^24"):
+            to_network(model, bits=bits)

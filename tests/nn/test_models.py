@@ -41,7 +41,8 @@ def test_model_from_config_rebuilds_same_architecture():
     m2.load_state_dict(m.state_dict())
 
 
-@pytest.mark.parametrize("bad", [dict(name="resnet"), dict(name="cnn", shape=(64,))])
+@pytest.mark.parametrize("bad", [dict(name="resnet"), dict(name="cnn", shape=(64,)),
+                                 dict(name="vgg_small", shape=(3, 4, 4))])
 def test_bad_model_requests(bad):
     with pytest.raises(ValueError):
         build_model(bad["name"], bad.get("shape", (1, 8, 8)), 10)

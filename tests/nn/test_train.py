@@ -48,7 +48,7 @@ def test_regulariser_lowers_mst_distance(digits, distance, weighting):
 def test_latent_weights_stay_clipped(digits):
     model, _ = _run(digits, 0, 0.0, epochs=1, lr=0.5)
     for layer in model.binary_layers():
-        assert float(layer.weight.abs().max()) <= 1.0
+        assert float(layer.weight.detach().abs().max()) <= 1.0
 
 
 def test_finetune_freezes_binary_weights(digits):
