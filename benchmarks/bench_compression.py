@@ -84,14 +84,17 @@ def make_table(results: list[dict], ref_hidden: list[int]) -> str:
         arch = ",".join(map(str, r.get("hidden") or [])) if r["model"] == "mlp" else \
             ",".join(map(str, r["channels"])) + "/" + ",".join(map(str, r["hidden"]))
         reg = "-" if r["lambda"] == 0 else f"{r['distance']}/{r.get('weighting', 'layer')}"
+        arch = f"{arch} ({r['epochs']} ep)"
         groups.setdefault((r["model"], arch, reg, r["lambda"], r["depth"]), []).append(r)
-    ref = groups.get(("mlp", ",".join(map(str, ref_hidden)), "-", 0.0, None))
+    ref = next((rs for (m, a, reg, lam, d), rs in groups.items()
+                if m == "mlp" and a.startswith(",".join(map(str, ref_hidden)) + " (") and lam == 0.0 and d is None),
+               None)
     ref_plain = ref[0]["xnor_plain"] if ref else None
     base_acc = {}
     for (model, arch, _, lam, depth), rs in groups.items():
         if lam == 0.0 and depth is None:
             base_acc[(model, arch)] = statistics.fmean(r["acc"] for r in rs)
-    rows = ["| model | hidden / conv | distance / weighting | lambda | depth cap | seeds | test acc % | drop vs lambda 0 | XNORs (reuse) "
+    rows = ["| model | hidden / conv (epochs) | distance / weighting | lambda | depth cap | seeds | test acc % | drop vs lambda 0 | XNORs (reuse) "
             "| reduction plain->reuse | vs ref plain | storage ratio | max height |",
             "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
@@ -110,7 +113,7 @@ def make_table(results: list[dict], ref_hidden: list[int]) -> str:
 
     def order(k):
         model, arch, reg, lam, depth = k
-        width = sum(int(w) for w in arch.replace("/", ",").split(",") if w)
+        width = sum(int(w) for w in arch.split(" (")[0].replace("/", ",").split(",") if w)
         return (model != "mlp", -width, depth is not None, depth or 0, reg, lam)
 
     for key in sorted(groups, key=order):
