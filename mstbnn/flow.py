@@ -31,10 +31,9 @@ def load_model(path) -> tuple:
     if not path.exists():
         raise UserError(f"{path}: no such file or directory; give a model.pt from `mstbnn train` or a compiled artefact")
     if path.suffix == ".pt":
-        from mstbnn.nn.export import load_checkpoint
+        from mstbnn.nn.export import load_checkpoint, load_test_set
 
-        result = load_checkpoint(path)
-        return result if isinstance(result, tuple) else (result, None)
+        return load_checkpoint(path), load_test_set(path)
     net = io.load(path)
     root = path if path.is_dir() else path.parent
     testset = None
@@ -61,6 +60,12 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
     net, testset = load_model(model)
     if max_depth is not None and max_depth < 0:
         raise UserError(f"--max-depth must be >= 0, got {max_depth}")
+    # A model trained against height-limited (or negation) trees keeps its saving
+    # only when compiled the same way: default to the training's settings.
+    trained = (net.meta or {}).get("train") or {}
+    if max_depth is None:
+        max_depth = trained.get("max_depth")
+    negation = negation or bool(trained.get("negation"))
     scheduled = schedule_network(net, reuse=reuse, max_depth=max_depth, negation=negation)
     if testset is not None:
         # A compiled artefact must compute exactly what it was compiled from.
@@ -73,8 +78,8 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
         raise UserError(f"{out_dir}: exists and is not a directory; choose another -o")
     io.save(scheduled, out_dir, stats=network_cost(scheduled))
     if testset is not None:
-        tmp = out_dir / (TESTSET + ".tmp.npz")
-        np.savez(tmp, x=testset["x"], y=testset["y"])
+        tmp = out_dir / (TESTSET + ".tmp")
+        tmp.write_bytes(io.npz_bytes({"x": np.asarray(testset["x"]), "y": np.asarray(testset["y"])}))
         tmp.replace(out_dir / TESTSET)
     log(format_table(scheduled))
     return scheduled
@@ -101,8 +106,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", help="model.pt from `mstbnn train`, or an artefact directory / network.json")
     p.add_argument("-o", "--output", required=True, help="artefact directory to write")
-    p.add_argument("--max-depth", type=int, default=None, metavar="H", help="limit tree height to H levels")
-    p.add_argument("--negation", action="store_true", help="allow negation edges (weight min(d, N - d))")
+    p.add_argument("--max-depth", type=int, default=None, metavar="H",
+                   help="limit tree height to H levels (default: the limit the model was trained with, else none)")
+    p.add_argument("--negation", action="store_true",
+                   help="allow negation edges, weight min(d, N - d) (default: on if the model was trained with them)")
     p.add_argument("--no-reuse", action="store_true", help="plain schedule: every channel a root (baseline)")
     p.set_defaults(func=_cmd_compile)
 

@@ -77,7 +77,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _npz_bytes(arrays: dict) -> bytes:
+def npz_bytes(arrays: dict) -> bytes:
+    """An .npz archive of ``arrays`` with fixed timestamps: the same arrays give the same bytes."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in sorted(arrays):
@@ -147,7 +148,7 @@ def save(net: Network, directory, stats: dict | None = None) -> Path:
         "meta": _jsonable(net.meta),
         "stats": _jsonable(stats or {}),
     }
-    _atomic_write(directory / ARRAYS, _npz_bytes(arrays))
+    _atomic_write(directory / ARRAYS, npz_bytes(arrays))
     _atomic_write(directory / HEADER, (json.dumps(header, indent=1, sort_keys=True) + "\n").encode())
     return directory / HEADER
 

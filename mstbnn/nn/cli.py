@@ -118,6 +118,8 @@ def _train(args) -> int:
                          weighting=args.weighting)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     history = train(model, data, config, progress=not args.quiet and sys.stderr.isatty(), log=log)
+    # Recorded so `mstbnn compile` can ship the test set beside the artefact for simulation.
+    model.config["dataset"] = {"name": args.dataset, "data_dir": args.data_dir}
     save_checkpoint(model, out, history)
     last = history[-1]
     print(f"test accuracy {last['test_acc']:.2f}%  total XNOR reduction {last['xnor_ratio']:.2f}x "

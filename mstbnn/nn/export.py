@@ -181,3 +181,25 @@ def load_checkpoint(path: str | Path) -> Network:
     """``model.pt`` -> compiler Network (unscheduled), for ``mstbnn compile model.pt``."""
     model, _ = load_model(path)
     return to_network(model)
+
+
+def load_test_set(path: str | Path) -> dict | None:
+    """The test split of the dataset ``model.pt`` was trained on, as the network's raw inputs.
+
+    Returns ``{"x": inputs, "y": labels}``, or None when the checkpoint does not
+    name its dataset or the dataset is no longer where it was.
+    """
+    from mstbnn.nn.data import load_dataset
+
+    model, payload = load_model(path)
+    ds = payload["config"].get("dataset")
+    if not ds:
+        return None
+    try:
+        data = load_dataset(ds["name"], ds.get("data_dir"))
+    except UserError:
+        return None
+    if payload["config"]["name"] != "mlp":
+        data = data.as_images()
+    return {"x": data.x_test, "y": data.y_test}
+
