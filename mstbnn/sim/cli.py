@@ -80,7 +80,7 @@ def _sim(args: argparse.Namespace) -> int:
     from mstbnn.sim.design import Design
     from mstbnn.sim.generate import design_generator
     from mstbnn.sim.stimulus import random_vectors
-    from mstbnn.sim.verify import TIMING_VECTORS, simulate_and_locate
+    from mstbnn.sim.verify import simulate_and_locate
 
     directory = Path(args.dir)
     if not directory.is_dir():
@@ -124,12 +124,14 @@ def _sim(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(x) + min(TIMING_VECTORS, len(x)), unit="vec", desc=f"{args.simulator} {sub}", file=sys.stderr, dynamic_ncols=True)
+    bars = []  # created on the first report, so an early refusal prints nothing else
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(total=total, unit="vec", desc=f"{args.simulator} {sub}", file=sys.stderr, dynamic_ncols=True))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
 
     build_dir = directory / "sim_build" / sub
     generate = design_generator(reuse=design.reuse, **design.extra.get("options", {}))
@@ -137,8 +139,11 @@ def _sim(args: argparse.Namespace) -> int:
         result = simulate_and_locate(
             net, design, x, simulator=args.simulator, build_dir=build_dir, seed=args.seed, progress=progress, generate=generate
         )
+    except ValueError as exc:  # the RTL does not fit this network (ports, classes, beats)
+        raise UserError(f"{desc}: {exc}; re-run `mstbnn verilog {directory}`") from None
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
     summary = result.summary()
     summary.update(

@@ -270,6 +270,9 @@ def simulate(
     sim_dir.mkdir(parents=True, exist_ok=True)
     toolchain.prepare_path()
     runner = toolchain.make_runner(simulator)
+    n_timing = min(timing_vectors, n)
+    if progress is not None:
+        progress(0, n + n_timing)  # shows up during the build, which can take minutes for a large engine
     t0 = time.monotonic()
     try:
         toolchain.build(runner, simulator, design.sources, design.top, sim_dir, log_file=sim_dir / "build.log")
@@ -277,7 +280,6 @@ def simulate(
         raise RuntimeError(f"{simulator} build failed ({exc}); log {sim_dir / 'build.log'}:\n{_log_tail(sim_dir / 'build.log')}") from None
     build_seconds = time.monotonic() - t0
 
-    n_timing = min(timing_vectors, n)
     run_dir = sim_dir / "run"
     run_dir.mkdir(exist_ok=True)
     result_path = run_dir / "result.json"

@@ -123,3 +123,12 @@ def test_stale_rtl_is_refused(tmp_path, capsys):
     later = (tmp_path / "rtl" / "mstbnn_top.json").stat().st_mtime + 10
     os.utime(header, (later, later))
     assert "is newer than" in _error(capsys, ["sim", str(tmp_path)])
+
+
+def test_rtl_of_another_network_shape_is_refused(tmp_path, capsys):
+    from mstbnn.hw.verilog import generate
+
+    rng = np.random.default_rng(4)
+    save(schedule_network(random_dense_network(rng, features=6, hidden=(), classes=2)), tmp_path)
+    generate(schedule_network(random_dense_network(rng, features=6, hidden=(), classes=3)), tmp_path)
+    assert "design has 3 classes, network 2" in _error(capsys, ["sim", str(tmp_path), "--vectors", "5"])
