@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from mstbnn import __version__
 from mstbnn.errors import UserError
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Resource estimates build Amaranth components only to count them; their
+    # "created but never used" warnings are noise to a user.
+    warnings.filterwarnings("ignore", message=".*created but never used")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

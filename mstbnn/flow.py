@@ -125,6 +125,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     # A 128-wide mlp loses little accuracy at lambda 2; train's default (tuned for
     # 256-wide layers) costs this narrow net several points.
     p.add_argument("--mst-lambda", type=float, default=2.0, help="regulariser strength (default 2)")
+    # Shallow trees keep the reuse engine's pipeline (and flip-flops) short enough for an iCE40 HX8K.
+    p.add_argument("--max-depth", type=int, default=6, help="tree height limit for the MST model (default 6)")
     p.add_argument("--vectors", type=int, default=200, help="random vectors simulated after the test set (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
@@ -175,19 +177,23 @@ def _synth_smallest(net_dir: Path, devices, baseline: bool) -> dict | None:
     return None
 
 
-def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, vectors: int, seed: int) -> Path:
+def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, max_depth: int | None, vectors: int,
+             seed: int) -> Path:
     """The whole flow on digits; returns the path of the summary table."""
     import json
 
     out.mkdir(parents=True, exist_ok=True)
     total = 7
     runs = {"lambda0": 0.0, "mst": mst_lambda}
-    _step(1, total, f"train the digits mlp (hidden {hidden}) with lambda = 0 and with the MST regulariser")
+    _step(1, total, f"train the digits mlp (hidden {hidden}) with lambda = 0 and with the MST regulariser "
+                    f"(lambda {mst_lambda:g}, trees of height <= {max_depth})")
     for name, lam in runs.items():
         argv = ["train", "--model", "mlp", "--hidden", hidden, "--epochs", str(epochs), "--seed", str(seed),
                 "-o", str(out / f"{name}.pt")]
         if lam is not None:
             argv += ["--mst-lambda", f"{lam:g}"]
+        if lam and max_depth is not None:
+            argv += ["--max-depth", str(max_depth)]
         _run(argv)
     _step(2, total, "compile both: MST schedules, golden executors agree on the test set")
     for name in runs:
@@ -255,5 +261,5 @@ def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, v
 
 def _cmd_demo(args) -> int:
     run_demo(Path(args.output), hidden=args.hidden, epochs=args.epochs, mst_lambda=args.mst_lambda,
-             vectors=args.vectors, seed=args.seed)
+             max_depth=args.max_depth, vectors=args.vectors, seed=args.seed)
     return 0

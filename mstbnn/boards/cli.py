@@ -16,12 +16,26 @@ __all__ = ["add_commands", "make_engine", "synth_network", "engine_name", "repor
 TESTSET = "testset.npz"
 
 
-def engine_name(baseline: bool) -> str:
-    return "baseline" if baseline else "reuse"
+def engine_name(baseline: bool, engine: str = "unrolled") -> str:
+    """reuse / baseline for the unrolled engine, folded-reuse / folded-baseline for the folded one."""
+    name = "baseline" if baseline else "reuse"
+    return f"folded-{name}" if engine == "folded" else name
 
 
-def make_engine(net, baseline: bool):
-    """The unrolled engine of ``net``: plain (no reuse) when ``baseline``."""
+def make_engine(net, baseline: bool, engine: str = "unrolled", device=None):
+    """The engine of ``net``: plain (no reuse) when ``baseline``.
+
+    The folded engine's S and G are chosen for ``device`` (block RAM and LUT
+    budget) by :func:`mstbnn.hw.folded.estimate.choose_config`.
+    """
+    if engine == "folded":
+        from mstbnn.hw.folded.estimate import choose_config
+        from mstbnn.hw.folded.network import FoldedNetworkEngine
+
+        if device is None:
+            return FoldedNetworkEngine(net, reuse=not baseline)
+        net, config, _ = choose_config(net, device, reuse=not baseline)
+        return FoldedNetworkEngine(net, reuse=not baseline, config=config)
     from mstbnn.hw.network import NetworkEngine
 
     return NetworkEngine(net, reuse=not baseline)
@@ -36,13 +50,13 @@ def _load_network(directory):
     return io.load(path)
 
 
-def report_key(device_name: str, baseline: bool, place: bool = True) -> str:
+def report_key(device_name: str, baseline: bool, place: bool = True, engine: str = "unrolled") -> str:
     """Where a run is stored in synth.json."""
-    return f"{device_name}/{engine_name(baseline)}" + ("" if place else "/synth-only")
+    return f"{device_name}/{engine_name(baseline, engine)}" + ("" if place else "/synth-only")
 
 
 def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: bool = False,
-                  freq_mhz: float | None = None, place: bool = True, stream=None) -> dict:
+                  freq_mhz: float | None = None, place: bool = True, stream=None, engine: str = "unrolled") -> dict:
     """Fit-check, synthesise and place-and-route the artefact in ``net_dir``; record it in synth.json.
 
     Returns the run's report (also stored under :func:`report_key` in
@@ -55,18 +69,19 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     stream = sys.stderr if stream is None else stream
     device = get_device(device_name)
     net = _load_network(net_dir)
-    engine = make_engine(net, baseline)
+    kind = engine
+    engine = make_engine(net, baseline, kind, device)
     in_width, class_width = len(engine.in_data), len(engine.out_class)
     chunk = choose_chunk(in_width, int(engine.input_width), class_width, device.io_pins)
     fit = estimate_fit(engine.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width))
     check_fit(fit, device, force)
-    name = engine_name(baseline)
+    name = engine_name(baseline, kind)
     print(f"synth {name} engine on {device.name}: estimated {fit['luts']:,} LUTs, {fit['ffs']:,} FFs",
           file=stream, flush=True)
     build_dir = Path(net_dir) / "synth" / (f"{device.name}-{name}" + ("" if place else "-synth-only"))
     report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream)
     report = {"engine": name, "network_sha256": network_digest(net_dir), "estimate": fit, **report}
-    write_report(Path(net_dir) / REPORT_NAME, report_key(device.name, baseline, place), report)
+    write_report(Path(net_dir) / REPORT_NAME, report_key(device.name, baseline, place, kind), report)
     return report
 
 
@@ -98,7 +113,7 @@ def _cmd_synth(args) -> int:
     from mstbnn.boards.synth import REPORT_NAME
 
     report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
-                           place=not args.synth_only)
+                           place=not args.synth_only, engine=args.engine)
     print(format_report(report))
     print(f"report: {Path(args.dir) / REPORT_NAME}")
     return 0
@@ -193,6 +208,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("dir", help="compiled artefact directory")
     p.add_argument("--device", required=True, help="ice40-up5k, ice40-hx8k, ecp5-12k, ecp5-25k, ecp5-45k or ecp5-85k")
     p.add_argument("--baseline", action="store_true", help="the plain engine (no MST reuse) of the same network")
+    p.add_argument("--engine", choices=("unrolled", "folded"), default="unrolled",
+                   help="unrolled (default) or folded (S and G chosen for the device's LUT and block-RAM budget)")
     p.add_argument("--force", action="store_true", help="synthesise even when the estimate does not fit the device")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="placer target clock (default: 60 on iCE40, 120 on ECP5); Fmax is measured either way")

@@ -69,13 +69,17 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0) -> dict:
     carry = int(estimate.get("carry", 0))
     lut_sites = int(estimate.get("lut4_equiv", luts + 2 * carry if device.family == "ecp5" else luts))
     ffs = int(estimate.get("ffs", 0)) + int(extra_ffs)
+    bram = int(estimate.get("bram", 0))  # the folded engine's weight store; 0 for the unrolled engine
     if device.family == "ice40":
         cells = lut_sites + ffs
         fits = cells <= device.luts
     else:
         cells = max(lut_sites, ffs)
         fits = lut_sites <= device.luts and ffs <= device.ffs
+    fits = fits and bram <= device.bram
     return {
+        "bram": bram,
+        "bram_available": device.bram,
         "luts": lut_sites,
         "ffs": ffs,
         "logic_cells": cells,
@@ -91,14 +95,16 @@ def check_fit(fit: dict, device: Device, force: bool) -> None:
         return
     pct = lambda used, cap: f"({100 * used / cap:.0f}%)"  # noqa: E731
     over = []
-    if device.family == "ice40":
+    if device.family == "ice40" and fit["logic_cells"] > device.luts:
         over.append(f"{fit['logic_cells']:,} logic cells ({fit['luts']:,} LUTs + {fit['ffs']:,} FFs) > "
                     f"{device.luts:,} available {pct(fit['logic_cells'], device.luts)}")
-    else:
+    elif device.family != "ice40":
         if fit["luts"] > device.luts:
             over.append(f"{fit['luts']:,} LUTs > {device.luts:,} available {pct(fit['luts'], device.luts)}")
         if fit["ffs"] > device.ffs:
             over.append(f"{fit['ffs']:,} FFs > {device.ffs:,} available {pct(fit['ffs'], device.ffs)}")
+    if fit.get("bram", 0) > device.bram:
+        over.append(f"{fit['bram']:,} block RAMs > {device.bram:,} available {pct(fit['bram'], device.bram)}")
     raise UserError(f"design does not fit {device.name}: estimated {' and '.join(over)}; "
                     f"choose a larger --device or pass --force to try anyway")
 

@@ -1,4 +1,4 @@
-"""``mstbnn verilog DIR [--baseline]``: Verilog for a compiled artefact."""
+"""``mstbnn verilog DIR [--baseline] [--engine unrolled|folded]``: Verilog for a compiled artefact."""
 
 from __future__ import annotations
 
@@ -8,14 +8,22 @@ import argparse
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "verilog",
-        help="generate the unrolled streaming engine's Verilog for a compiled network",
+        help="generate an engine's Verilog (unrolled streaming or folded) for a compiled network",
         description=(
             "Write DIR/rtl/mstbnn_top.v and DIR/rtl/mstbnn_top.json (ports, latency, II, estimates) "
-            "for the compiled network in DIR; with --baseline, the plain engine (no reuse) into DIR/rtl-baseline/."
+            "for the compiled network in DIR; with --baseline, the plain engine (no reuse) into DIR/rtl-baseline/. "
+            "--engine folded writes the schedule-driven folded engine into DIR/rtl-folded[-baseline]/."
         ),
     )
     p.add_argument("dir", metavar="DIR", help="compiled artefact directory (from `mstbnn compile`)")
     p.add_argument("--baseline", action="store_true", help="every channel a full XNOR-popcount (no reuse)")
+    p.add_argument("--engine", choices=("unrolled", "folded"), default="unrolled",
+                   help="unrolled: weights in logic, one vector per clock (default); folded: weights in block RAM, "
+                        "the schedule walked S bits / G positions per cycle")
+    p.add_argument("--simd", type=int, default=None, metavar="S",
+                   help="folded: XNOR-popcount width S per cycle (default min(N, 32))")
+    p.add_argument("--gather", type=int, default=None, metavar="G",
+                   help="folded: differing positions G gathered per cycle (default 2)")
     p.add_argument("--adder-levels-per-stage", type=int, default=2, help="popcount-tree adder levels per register (default 2)")
     p.add_argument("--tree-levels-per-stage", type=int, default=1, help="reuse-tree levels per pipeline stage (default 1)")
     p.add_argument("--corrections", choices=("auto", "early", "late", "inline"), default="auto",
@@ -31,6 +39,19 @@ def _verilog(args: argparse.Namespace) -> int:
     if args.adder_levels_per_stage < 1 or args.tree_levels_per_stage < 1:
         raise UserError("--adder-levels-per-stage and --tree-levels-per-stage must be at least 1")
     net = load(args.dir)
+    if args.engine == "folded":
+        from mstbnn.hw.folded.verilog import generate as generate_folded
+
+        config = None
+        if args.simd is not None or args.gather is not None:
+            if (args.simd or 32) < 1 or (args.gather or 2) < 1:
+                raise UserError("--simd and --gather must be at least 1")
+            simd, gather = args.simd or 32, args.gather or 2
+            config = [(min(layer.fan_in, simd), gather) for _, layer in net.binary_layers()]
+        print(generate_folded(net, args.dir, reuse=not args.baseline, config=config))
+        return 0
+    if args.simd is not None or args.gather is not None:
+        raise UserError("--simd and --gather apply to --engine folded only")
     path = generate(
         net,
         args.dir,

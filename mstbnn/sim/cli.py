@@ -15,9 +15,15 @@ __all__ = ["add_commands", "TESTSET_FILE", "result_file"]
 TESTSET_FILE = "testset.npz"
 
 
-def result_file(directory: Path, baseline: bool) -> Path:
-    """Where ``mstbnn sim`` writes its figures: sim.json (reuse engine) or sim-baseline.json."""
-    return Path(directory) / ("sim-baseline.json" if baseline else "sim.json")
+def rtl_subdir(baseline: bool, engine: str = "unrolled") -> str:
+    """Where ``mstbnn verilog`` put the engine: rtl[-folded][-baseline]."""
+    return "rtl" + ("-folded" if engine == "folded" else "") + ("-baseline" if baseline else "")
+
+
+def result_file(directory: Path, baseline: bool, engine: str = "unrolled") -> Path:
+    """Where ``mstbnn sim`` writes its figures: sim.json (unrolled reuse engine), sim-baseline.json,
+    sim-folded.json, sim-folded-baseline.json."""
+    return Path(directory) / ("sim" + rtl_subdir(baseline, engine)[3:] + ".json")
 
 
 def add_commands(subparsers) -> None:
@@ -36,6 +42,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator", help="default: verilator")
     p.add_argument("--vectors", type=int, default=1000, metavar="N", help="random vectors after the test set (default 1000)")
     p.add_argument("--baseline", action="store_true", help="simulate the no-reuse baseline in DIR/rtl-baseline")
+    p.add_argument("--engine", choices=("unrolled", "folded"), default="unrolled",
+                   help="which generated engine: DIR/rtl[-baseline] (unrolled, default) or DIR/rtl-folded[-baseline]")
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors, gaps and backpressure (default 0)")
     p.add_argument("--testset", metavar="NPZ", help=f"test vectors (.npz with x[, y] or x_test[, y_test]); default DIR/{TESTSET_FILE} if present")
     p.add_argument("--no-testset", action="store_true", help="random vectors only")
@@ -89,10 +97,10 @@ def _sim(args: argparse.Namespace) -> int:
         raise UserError(f"--vectors {args.vectors}: must be 0 or more")
     toolchain.check_simulator(args.simulator)
     net = load(directory)
-    sub = "rtl-baseline" if args.baseline else "rtl"
+    sub = rtl_subdir(args.baseline, args.engine)
     desc = directory / sub / "mstbnn_top.json"
     if not desc.is_file():
-        flag = " --baseline" if args.baseline else ""
+        flag = (" --baseline" if args.baseline else "") + (" --engine folded" if args.engine == "folded" else "")
         raise UserError(f"{desc}: no generated Verilog description; run `mstbnn verilog {directory}{flag}` first")
     design = Design.from_hw_json(desc)
     design.check_sources()
@@ -134,7 +142,7 @@ def _sim(args: argparse.Namespace) -> int:
         bars[0].refresh()
 
     build_dir = directory / "sim_build" / sub
-    generate = design_generator(reuse=design.reuse, **design.extra.get("options", {}))
+    generate = design_generator(reuse=design.reuse, engine=args.engine, **design.extra.get("options", {}))
     try:
         result = simulate_and_locate(
             net, design, x, simulator=args.simulator, build_dir=build_dir, seed=args.seed, progress=progress, generate=generate
@@ -149,6 +157,7 @@ def _sim(args: argparse.Namespace) -> int:
     summary.update(
         {
             "baseline": bool(args.baseline),
+            "engine": args.engine,
             "rtl": str(desc.parent),
             "seed": args.seed,
             "test_vectors": n_test,
@@ -158,7 +167,7 @@ def _sim(args: argparse.Namespace) -> int:
     if labels is not None and n_test:
         acc = float(np.mean(result.classes[:n_test] == labels))
         summary["test_accuracy"] = round(acc, 6)
-    out = result_file(directory, args.baseline)
+    out = result_file(directory, args.baseline, args.engine)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     tmp.replace(out)
