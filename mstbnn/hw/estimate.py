@@ -66,7 +66,13 @@ def stage_features(stage) -> dict:
     if not isinstance(stage, BinaryStage):
         if isinstance(stage, ArgmaxStage):
             s = stage.score_width
-            feats["ffs_generated"] += 2 * stage.classes * s + 2 + max(1, (stage.classes - 1).bit_length())
+            idx_w = max(1, (stage.classes - 1).bit_length())
+            feats["ffs_generated"] += 2 * stage.classes * s + 2 + idx_w
+            nodes = stage.classes
+            for level in range(1, stage.tree_levels):  # inner registers: scores, valid and surviving nodes
+                nodes = -(-nodes // 2)
+                if level % stage.levels_per_stage == 0:
+                    feats["ffs_generated"] += stage.classes * s + 1 + nodes * (idx_w + s)
             feats["cmp_bits"] += s * (stage.classes - 1)
         else:
             feats["ffs_generated"] += front["channels"] + 1

@@ -33,7 +33,7 @@ stage 0 being the input register / window taps):
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -573,11 +573,22 @@ class PoolStage(wiring.Component):
 
 
 class ArgmaxStage(wiring.Component):
-    """Registers the scores, picks the class (lowest index on ties), registers both."""
+    """Registers the scores, picks the class (lowest index on ties), registers both.
 
-    def __init__(self, classes: int, score_width: int):
+    The comparison tree is pipelined: a register after every
+    ``levels_per_stage`` compare levels, with the scores carried alongside, so
+    the argmax of many classes is not the engine's critical path (it was, at
+    47-49 MHz, with one combinational tree). ``depth`` = 1 + the number of
+    inner register levels.
+    """
+
+    def __init__(self, classes: int, score_width: int, levels_per_stage: int = 2):
         self.classes, self.score_width = int(classes), int(score_width)
-        self.depth = 1
+        self.levels_per_stage = int(levels_per_stage)
+        self.tree_levels = max(0, int(self.classes - 1).bit_length())  # ceil(log2 classes)
+        # Registers inside the tree: after every levels_per_stage levels, except after the last.
+        self.inner_registers = max(0, -(-self.tree_levels // self.levels_per_stage) - 1)
+        self.depth = 1 + self.inner_registers
         self.front = {"kind": "vector"}
         sig = _stream_signature(self.classes * self.score_width, self.classes * self.score_width)
         sig["out_class"] = Out(Argmax.index_width_for(self.classes))
@@ -589,15 +600,44 @@ class ArgmaxStage(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        s = self.score_width
+        idx_w = Argmax.index_width_for(self.classes)
         en = Signal()
         m.d.comb += en.eq(~self.out_valid | self.out_ready)
         m.d.comb += self.in_ready.eq(en)
-        scores = Signal(self.classes * self.score_width)
-        valid0 = Signal()
+        scores = Signal(self.classes * s)
+        valid = Signal()
         with m.If(en):
-            m.d.sync += [scores.eq(self.in_data), valid0.eq(self.in_valid)]
-        m.submodules.argmax = am = Argmax(self.classes, self.score_width)
-        m.d.comb += am.scores.eq(scores)
+            m.d.sync += [scores.eq(self.in_data), valid.eq(self.in_valid)]
+        nodes = [(Const(i, idx_w), scores[i * s : (i + 1) * s].as_signed()) for i in range(self.classes)]
+        level = 0
+        while len(nodes) > 1:
+            nxt = []
+            for i in range(0, len(nodes), 2):
+                if i + 1 == len(nodes):
+                    nxt.append(nodes[i])
+                    continue
+                (ia, va), (ib, vb) = nodes[i], nodes[i + 1]
+                take_b = vb > va  # strictly greater moves right: ties keep the lower index
+                idx = Signal(idx_w, name=f"idx{level}_{i // 2}")
+                val = Signal(signed(s), name=f"val{level}_{i // 2}")
+                m.d.comb += [idx.eq(Mux(take_b, ib, ia)), val.eq(Mux(take_b, vb, va))]
+                nxt.append((idx, val))
+            nodes = nxt
+            level += 1
+            if len(nodes) > 1 and level % self.levels_per_stage == 0:
+                regs = []
+                for k, (idx, val) in enumerate(nodes):
+                    ri = Signal(idx_w, name=f"idx{level}_{k}_q")
+                    rv = Signal(signed(s), name=f"val{level}_{k}_q")
+                    with m.If(en):
+                        m.d.sync += [ri.eq(idx), rv.eq(val)]
+                    regs.append((ri, rv))
+                nodes = regs
+                scores_q, valid_q = Signal.like(scores, name=f"scores{level}_q"), Signal(name=f"valid{level}_q")
+                with m.If(en):
+                    m.d.sync += [scores_q.eq(scores), valid_q.eq(valid)]
+                scores, valid = scores_q, valid_q
         with m.If(en):
-            m.d.sync += [self.out_data.eq(scores), self.out_class.eq(am.index), self.out_valid.eq(valid0)]
+            m.d.sync += [self.out_data.eq(scores), self.out_class.eq(nodes[0][0]), self.out_valid.eq(valid)]
         return m

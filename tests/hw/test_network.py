@@ -69,6 +69,18 @@ def test_dense_network_bit_exact_with_stalls(input_mode, bits, signed, reuse):
     assert engine.latency == sum(d + 1 for d in engine.stage_depths)
 
 
+@pytest.mark.parametrize("classes", [1, 2, 5, 10, 17])
+def test_pipelined_argmax_many_classes_with_stalls(classes):
+    """The argmax tree registers every two levels: ties, stalls and the cycle model across class counts."""
+    rng = np.random.default_rng(classes)
+    net = schedule_network(random_dense_network(rng, features=6, hidden=(8,), classes=classes, clustered=False))
+    x = random_inputs(net, rng, 30)
+    engine = check_engine(net, x, reuse=True, seed=classes)
+    check_cycle_model(engine, net, x[:6])
+    levels = (classes - 1).bit_length()  # compare levels of the tree
+    assert engine.stages[-1].depth == 1 + max(0, -(-levels // 2) - 1)
+
+
 @pytest.mark.parametrize("g", [1, 2, 3])
 @pytest.mark.parametrize("corrections", ["early", "late", "inline"])
 def test_deep_chain_schedules_with_negation(g, corrections):
