@@ -24,10 +24,9 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from mstbnn.compiler.schedule import Schedule
-from mstbnn.errors import UserError
 from mstbnn.hw.components import shape_of
 from mstbnn.hw.layers import ArgmaxStage, BinaryStage, PoolStage
+from mstbnn.hw.plan import stream_items
 from mstbnn.hw.timing import cycle_model
 
 __all__ = ["NetworkEngine", "plan_stages"]
@@ -43,90 +42,27 @@ def plan_stages(
     fuse_leaves: bool = False,
 ) -> list:
     """The stream stages of ``net`` (components, not yet elaborated)."""
-    layers = net.layers
-    if not layers or layers[0].kind != "input":
-        raise UserError("network: the first layer must be an InputQuantizer; recompile the artefact")
-    quant = layers[0]
-    binary_layers = net.binary_layers()
-    if not binary_layers:
-        raise UserError("network: no binary layer to generate hardware for")
-    last_index = binary_layers[-1][0]
-    if layers[last_index].kind != "dense":
-        raise UserError(f"layer {last_index}: the score layer must be dense for the stream engine (got conv2d)")
-
-    shape = tuple(quant.shape)
-    pixels = len(shape) == 3  # activation arrives as a pixel stream
-    binary = quant.mode == "threshold"
-    elem_bits = 1 if binary else quant.bits
-    elem_signed = False if binary else quant.signed
-    first = True
     stages = []
-    i = 1
-    while i < len(layers):
-        layer = layers[i]
-        if layer.kind == "maxpool":
-            c, h, w = shape
-            stages.append(PoolStage(c, h, w, layer.kernel, layer.stride))
-            shape = (c, (h - layer.kernel) // layer.stride + 1, (w - layer.kernel) // layer.stride + 1)
-            i += 1
+    for kind, item in stream_items(net, reuse):
+        if kind == "pool":
+            stages.append(PoolStage(*item))
             continue
-        if layer.kind not in ("dense", "conv2d"):
-            raise UserError(f"layer {i}: unexpected {layer.kind} here; the stream engine expects binary, threshold, maxpool")
-        threshold = None
-        if i != last_index:
-            if i + 1 >= len(layers) or layers[i + 1].kind != "threshold":
-                raise UserError(f"layer {i}: a hidden binary layer must be followed by a threshold")
-            threshold = layers[i + 1]
-        if reuse:
-            if layer.schedule is None:
-                raise UserError(
-                    f"layer {i}: no reuse schedule; compile with schedules (mstbnn compile) or generate the baseline (--baseline)"
-                )
-            schedule = layer.schedule
-        else:
-            schedule = Schedule.plain(layer.out_channels)
-        if layer.kind == "conv2d":
-            if not pixels:
-                raise UserError(f"layer {i}: conv2d after a dense layer is not supported")
-            c, h, w = shape
-            front = {
-                "kind": "window",
-                "channels": c,
-                "height": h,
-                "width": w,
-                "kernel": layer.kernel,
-                "stride": layer.stride,
-                "padding": layer.padding,
-            }
-            k, s, p = layer.kernel, layer.stride, layer.padding
-            shape = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-        else:
-            if pixels:
-                c, h, w = shape
-                front = {"kind": "collect", "channels": c, "height": h, "width": w}
-            else:
-                front = {"kind": "vector"}
-            pixels = False
-            shape = (layer.out_channels,)
         stages.append(
             BinaryStage(
-                layer.weight_matrix,
-                schedule,
-                front=front,
-                binary=binary,
-                elem_bits=elem_bits,
-                elem_signed=elem_signed,
-                quantizer=quant if first else None,
-                threshold=threshold,
+                item["layer"].weight_matrix,
+                item["schedule"],
+                front=item["front"],
+                binary=item["binary"],
+                elem_bits=item["elem_bits"],
+                elem_signed=item["elem_signed"],
+                quantizer=item["quantizer"],
+                threshold=item["threshold"],
                 adder_levels_per_stage=adder_levels_per_stage,
                 tree_levels_per_stage=tree_levels_per_stage,
                 corrections=corrections,
                 fuse_leaves=fuse_leaves,
             )
         )
-        first = False
-        binary, elem_bits, elem_signed = True, 1, False
-        i += 2 if threshold is not None else 1
     scores = stages[-1]
     stages.append(ArgmaxStage(scores.channels, scores.score_width))
     for stage in stages:

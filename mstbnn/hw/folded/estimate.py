@@ -179,9 +179,9 @@ def _total(parts: list[dict]) -> dict:
 
 def _network_parts(net, reuse: bool):
     """(items, fixed): the parsed IR items, and the estimates of pool stages and argmax (independent of S, G)."""
-    from mstbnn.hw.folded.network import _parse
+    from mstbnn.hw.plan import stream_items
 
-    items = _parse(net, reuse)
+    items = stream_items(net, reuse)
     fixed, score = [], None
     for kind, item in items:
         if kind == "pool":

@@ -22,82 +22,15 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from mstbnn.compiler.schedule import Schedule
-from mstbnn.errors import UserError
 from mstbnn.hw.folded.plan import LayerPlan
 from mstbnn.hw.folded.stage import FoldedStage
 from mstbnn.hw.folded.argmax import SequentialArgmax
 from mstbnn.hw.layers import PoolStage
+from mstbnn.hw.plan import stream_items
 
 __all__ = ["FoldedNetworkEngine", "plan_folded_stages", "layer_plans"]
 
 
-def _parse(net, reuse: bool):
-    """Walk the IR: yields per binary layer (index, layer, schedule, front, binary, elem_bits, elem_signed, threshold, first)."""
-    layers = net.layers
-    if not layers or layers[0].kind != "input":
-        raise UserError("network: the first layer must be an InputQuantizer; recompile the artefact")
-    quant = layers[0]
-    binary_layers = net.binary_layers()
-    if not binary_layers:
-        raise UserError("network: no binary layer to generate hardware for")
-    last_index = binary_layers[-1][0]
-    if layers[last_index].kind != "dense":
-        raise UserError(f"layer {last_index}: the score layer must be dense for the stream engine (got conv2d)")
-    shape = tuple(quant.shape)
-    pixels = len(shape) == 3
-    binary = quant.mode == "threshold"
-    elem_bits = 1 if binary else quant.bits
-    elem_signed = False if binary else quant.signed
-    first = True
-    items = []
-    i = 1
-    while i < len(layers):
-        layer = layers[i]
-        if layer.kind == "maxpool":
-            c, h, w = shape
-            items.append(("pool", (c, h, w, layer.kernel, layer.stride)))
-            shape = (c, (h - layer.kernel) // layer.stride + 1, (w - layer.kernel) // layer.stride + 1)
-            i += 1
-            continue
-        if layer.kind not in ("dense", "conv2d"):
-            raise UserError(f"layer {i}: unexpected {layer.kind} here; the stream engine expects binary, threshold, maxpool")
-        threshold = None
-        if i != last_index:
-            if i + 1 >= len(layers) or layers[i + 1].kind != "threshold":
-                raise UserError(f"layer {i}: a hidden binary layer must be followed by a threshold")
-            threshold = layers[i + 1]
-        if reuse:
-            if layer.schedule is None:
-                raise UserError(
-                    f"layer {i}: no reuse schedule; compile with schedules (mstbnn compile) or generate the baseline (--baseline)"
-                )
-            schedule = layer.schedule
-        else:
-            schedule = Schedule.plain(layer.out_channels)
-        if layer.kind == "conv2d":
-            if not pixels:
-                raise UserError(f"layer {i}: conv2d after a dense layer is not supported")
-            c, h, w = shape
-            front = {"kind": "window", "channels": c, "height": h, "width": w,
-                     "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding}
-            k, s, p = layer.kernel, layer.stride, layer.padding
-            shape = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-        else:
-            if pixels:
-                c, h, w = shape
-                front = {"kind": "collect", "channels": c, "height": h, "width": w}
-            else:
-                front = {"kind": "vector"}
-            pixels = False
-            shape = (layer.out_channels,)
-        items.append(("binary", dict(index=i, layer=layer, schedule=schedule, front=front, binary=binary,
-                                     elem_bits=elem_bits, elem_signed=elem_signed, threshold=threshold,
-                                     quantizer=quant if first else None)))
-        first = False
-        binary, elem_bits, elem_signed = True, 1, False
-        i += 2 if threshold is not None else 1
-    return items
 
 
 def _config_for(config, k: int, n: int):
@@ -118,7 +51,7 @@ def layer_plans(net, *, reuse: bool = True, config=None) -> list[LayerPlan]:
     or a list of pairs, one per binary layer.
     """
     plans = []
-    for k, (kind, item) in enumerate([it for it in _parse(net, reuse) if it[0] == "binary"]):
+    for k, (kind, item) in enumerate([it for it in stream_items(net, reuse) if it[0] == "binary"]):
         n = item["layer"].fan_in
         s, g = _config_for(config, k, n)
         plans.append(LayerPlan(item["layer"].weight_matrix, item["schedule"], int(s), int(g), binary=item["binary"],
@@ -128,7 +61,7 @@ def layer_plans(net, *, reuse: bool = True, config=None) -> list[LayerPlan]:
 
 def plan_folded_stages(net, *, reuse: bool = True, config=None) -> list:
     """The stream stages of the folded engine (components, not yet elaborated)."""
-    items = _parse(net, reuse)
+    items = stream_items(net, reuse)
     plans = iter(layer_plans(net, reuse=reuse, config=config))
     stages = []
     for kind, item in items:
