@@ -27,7 +27,9 @@ from __future__ import annotations
 __all__ = ["simulate_flow", "cycle_model"]
 
 
-class _Front:
+class FrontCounter:
+    """Position counter of a front end: which beat completes a vector/window/image, where the pads are."""
+
     def __init__(self, spec: dict):
         self.kind = spec["kind"]
         self.pos = 0
@@ -86,7 +88,7 @@ def simulate_flow(stages: list[dict], beats_per_image: int, images: int, max_cyc
     (last_beat, out) : lists of int
         Cycle of each image's last input handshake, and of each output beat.
     """
-    fronts = [_Front(s) for s in stages]
+    fronts = [FrontCounter(s) for s in stages]
     valids = [[False] * (s["depth"] + 1) for s in stages]
     total = beats_per_image * images
     sent = 0

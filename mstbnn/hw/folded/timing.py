@@ -34,51 +34,9 @@ per-image busy time of any stage.
 
 from __future__ import annotations
 
+from mstbnn.hw.timing import FrontCounter
+
 __all__ = ["simulate_flow", "cycle_model", "bottleneck_cycles"]
-
-
-class _Front:
-    """Position counter of a front end: which beat completes a vector/window/image, where the pads are."""
-
-    def __init__(self, spec: dict):
-        self.kind = spec["kind"]
-        self.pos = 0
-        if self.kind == "window":
-            h, w, k, s, p = (spec[key] for key in ("height", "width", "kernel", "stride", "padding"))
-            hp, wp = h + 2 * p, w + 2 * p
-            oh, ow = (hp - k) // s + 1, (wp - k) // s + 1
-            self.pad = [(y < p or y >= h + p) or (x < p or x >= w + p) for y in range(hp) for x in range(wp)]
-            self.ends = [
-                y >= k - 1 and (y - k + 1) % s == 0 and (y - k + 1) // s < oh
-                and x >= k - 1 and (x - k + 1) % s == 0 and (x - k + 1) // s < ow
-                for y in range(hp)
-                for x in range(wp)
-            ]
-            self.period = hp * wp
-        elif self.kind == "collect":
-            self.period = spec["height"] * spec["width"]
-        else:
-            self.period = 1
-
-    def on_pad(self) -> bool:
-        return self.kind == "window" and self.pad[self.pos]
-
-    def step(self, in_valid: bool) -> tuple[bool, bool]:
-        """One enabled cycle: (valid into the stage's first register, consumed an input beat)."""
-        if self.kind == "vector":
-            return in_valid, in_valid
-        if self.kind == "collect":
-            if not in_valid:
-                return False, False
-            done = self.pos == self.period - 1
-            self.pos = (self.pos + 1) % self.period
-            return done, True
-        pad = self.pad[self.pos]
-        if not (pad or in_valid):
-            return False, False
-        done = self.ends[self.pos]
-        self.pos = (self.pos + 1) % self.period
-        return done, not pad
 
 
 class _Stage:
@@ -86,7 +44,7 @@ class _Stage:
         self.argmax = spec["kind"] == "argmax"
         self.classes = int(spec.get("classes", 0))
         self.busy = False
-        self.front = _Front({"kind": "vector"} if self.argmax else spec)
+        self.front = FrontCounter({"kind": "vector"} if self.argmax else spec)
         self.folded = bool(spec.get("folded"))
         self.walk = int(spec.get("walk", 0))
         self.valid0 = False  # the front's output register (window_valid)
@@ -213,7 +171,7 @@ def bottleneck_cycles(stages: list[dict], beats_per_image: int) -> int:
         if s["kind"] == "argmax":
             worst = max(worst, s["classes"] + 1)
             continue
-        f = _Front(s)
+        f = FrontCounter(s)
         windows = sum(f.ends) if f.kind == "window" else 1
         walk = int(s.get("walk", 0))
         busy = (3 if walk == 1 else walk + 1) if s.get("folded") else 1
