@@ -32,6 +32,19 @@ from mstbnn.hw.timing import cycle_model
 __all__ = ["NetworkEngine", "plan_stages"]
 
 
+def engine_signature(engine) -> dict:
+    """The top-level ports every engine shares (Verilog names identical; see the module docstring)."""
+    return {
+        "in_valid": In(1),
+        "in_ready": Out(1),
+        "in_data": In(engine.input_values * engine.input_width),
+        "out_valid": Out(1),
+        "out_ready": In(1),
+        "out_class": Out(engine.class_width),
+        "out_scores": Out(engine.classes * engine.score_width),
+    }
+
+
 def plan_stages(
     net,
     *,
@@ -140,17 +153,7 @@ class NetworkEngine(wiring.Component):
         self.score_width = scores.score_width
         self.class_width = self.stages[-1].out_class.shape().width
         self.latency, self.initiation_interval = cycle_model([s.timing for s in self.stages], self.beats_per_image)
-        super().__init__(
-            {
-                "in_valid": In(1),
-                "in_ready": Out(1),
-                "in_data": In(self.input_values * self.input_width),
-                "out_valid": Out(1),
-                "out_ready": In(1),
-                "out_class": Out(self.class_width),
-                "out_scores": Out(self.classes * self.score_width),
-            }
-        )
+        super().__init__(engine_signature(self))
 
     @property
     def stage_depths(self) -> list[int]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from mstbnn.hw.folded.plan import LayerPlan
 from mstbnn.hw.folded.stage import FoldedStage
 from mstbnn.hw.folded.argmax import SequentialArgmax
 from mstbnn.hw.layers import PoolStage
+from mstbnn.hw.network import engine_signature
 from mstbnn.hw.plan import stream_items
 
 __all__ = ["FoldedNetworkEngine", "plan_folded_stages", "layer_plans"]
@@ -119,17 +119,7 @@ class FoldedNetworkEngine(wiring.Component):
         self.class_width = self.stages[-1].out_class.shape().width
         self.window_cycles = [p.window_cycles for p in self.plans]
         self.latency, self.initiation_interval = cycle_model([s.timing for s in self.stages], self.beats_per_image)
-        super().__init__(
-            {
-                "in_valid": In(1),
-                "in_ready": Out(1),
-                "in_data": In(self.input_values * self.input_width),
-                "out_valid": Out(1),
-                "out_ready": In(1),
-                "out_class": Out(self.class_width),
-                "out_scores": Out(self.classes * self.score_width),
-            }
-        )
+        super().__init__(engine_signature(self))
 
     @property
     def storage_bits(self) -> int:
