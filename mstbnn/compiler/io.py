@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -38,14 +37,13 @@ from mstbnn.compiler.ir import (
 )
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.compiler.validate import validate
+from mstbnn.artefact import ARRAYS, HEADER, atomic_write
 from mstbnn.errors import UserError
 
 __all__ = ["FORMAT", "VERSION", "save", "load", "HEADER", "ARRAYS"]
 
 FORMAT = "mstbnn-network"
 VERSION = 1
-HEADER = "network.json"
-ARRAYS = "network.npz"
 
 # Scalar fields per kind, in file order; everything else is an array.
 _SCALARS = {
@@ -69,12 +67,6 @@ _CLASSES = {
     "threshold": Threshold,
     "maxpool": MaxPool,
 }
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def npz_bytes(arrays: dict) -> bytes:
@@ -148,8 +140,8 @@ def save(net: Network, directory, stats: dict | None = None) -> Path:
         "meta": _jsonable(net.meta),
         "stats": _jsonable(stats or {}),
     }
-    _atomic_write(directory / ARRAYS, npz_bytes(arrays))
-    _atomic_write(directory / HEADER, (json.dumps(header, indent=1, sort_keys=True) + "\n").encode())
+    atomic_write(directory / ARRAYS, npz_bytes(arrays))
+    atomic_write(directory / HEADER, (json.dumps(header, indent=1, sort_keys=True) + "\n").encode())
     return directory / HEADER
 
 
