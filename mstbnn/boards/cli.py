@@ -11,9 +11,9 @@ from pathlib import Path
 
 from mstbnn.errors import UserError
 
-__all__ = ["add_commands", "make_engine", "synth_network", "engine_name", "report_key", "format_report"]
+from mstbnn.artefact import TESTSET
 
-TESTSET = "testset.npz"
+__all__ = ["add_commands", "engine_of", "synth_network", "engine_name", "report_key", "format_report"]
 
 
 def engine_name(baseline: bool, engine: str = "unrolled") -> str:
@@ -22,32 +22,46 @@ def engine_name(baseline: bool, engine: str = "unrolled") -> str:
     return f"folded-{name}" if engine == "folded" else name
 
 
-def make_engine(net, baseline: bool, engine: str = "unrolled", device=None):
-    """The engine of ``net``: plain (no reuse) when ``baseline``.
+def engine_of(net_dir, baseline: bool, engine: str = "unrolled", device=None, *, step: str, stream=None):
+    """The engine ``mstbnn verilog`` generated for the artefact in ``net_dir``, from its spec: ``(engine, spec)``.
 
-    The folded engine's S and G are chosen for ``device`` (block RAM and LUT
-    budget) by :func:`mstbnn.hw.folded.estimate.choose_config`.
+    A directory without generated RTL gets it first, with the defaults (and,
+    for the folded engine, S and G chosen for ``device``), exactly as
+    ``mstbnn verilog`` would, and says so on ``stream``. A stale spec (the
+    network changed since) is refused with one line.
     """
-    if engine == "folded":
-        from mstbnn.hw.folded.estimate import choose_config
-        from mstbnn.hw.folded.network import FoldedNetworkEngine
+    from mstbnn.artefact import spec_path
+    from mstbnn.hw.spec import EngineSpec, build_engine, generate, load_spec, verilog_flags
 
-        if device is None:
-            return FoldedNetworkEngine(net, reuse=not baseline)
-        net, config, _ = choose_config(net, device, reuse=not baseline)
-        return FoldedNetworkEngine(net, reuse=not baseline, config=config)
-    from mstbnn.hw.network import NetworkEngine
+    stream = sys.stderr if stream is None else stream
+    net_dir = Path(net_dir)
+    if not net_dir.is_dir():
+        raise UserError(f"{net_dir}: no such directory; give a compiled artefact directory (from `mstbnn compile`)")
+    if not spec_path(net_dir, baseline, engine).is_file():
+        spec = EngineSpec(engine, not baseline)
+        flags = verilog_flags(EngineSpec(engine, not baseline, device=device.name if engine == "folded" and device else None))
+        print(f"{step}: no generated engine in {spec_path(net_dir, baseline, engine).parent}; "
+              f"generating it with the defaults (`mstbnn verilog {net_dir}{flags}`)", file=stream, flush=True)
+        generate(net_dir, spec, device=device if engine == "folded" else None)
+    spec, net, _ = load_spec(net_dir, baseline=baseline, engine=engine, step=f"`mstbnn {step}`")
+    if device is not None and spec.device not in (None, device.name):
+        print(f"{step}: the engine's options were chosen for {spec.device}; building it as generated "
+              f"(run `mstbnn verilog {net_dir}{verilog_flags(spec).replace(spec.device, device.name)}` to re-choose)",
+              file=stream, flush=True)
+    return build_engine(net, spec), spec
 
-    return NetworkEngine(net, reuse=not baseline)
 
+def _network_on_board(net_dir):
+    """The network a board built by ``mstbnn bitstream`` runs; refused when it changed since generation."""
+    from mstbnn.artefact import spec_path
+    from mstbnn.hw.spec import load_spec
 
-def _load_network(directory):
-    from mstbnn.compiler import io
-
-    path = Path(directory)
-    if not path.is_dir():
-        raise UserError(f"{path}: no such directory; give a compiled artefact directory (from `mstbnn compile`)")
-    return io.load(path)
+    net_dir = Path(net_dir)
+    if not net_dir.is_dir():
+        raise UserError(f"{net_dir}: no such directory; give a compiled artefact directory (from `mstbnn compile`)")
+    baseline = not spec_path(net_dir).is_file() and spec_path(net_dir, baseline=True).is_file()
+    _, net, _ = load_spec(net_dir, baseline=baseline, step="`mstbnn run`")
+    return net
 
 
 def report_key(device_name: str, baseline: bool, place: bool = True, engine: str = "unrolled") -> str:
@@ -63,14 +77,14 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     ``net_dir/synth.json``). ``place=False`` runs yosys only.
     """
     from mstbnn.boards.devices import get_device
-    from mstbnn.boards.synth import REPORT_NAME, check_fit, estimate_fit, network_digest, synthesize, write_report
+    from mstbnn.artefact import SYNTH_REPORT
+    from mstbnn.boards.synth import check_fit, estimate_fit, synthesize, write_report
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
 
     stream = sys.stderr if stream is None else stream
     device = get_device(device_name)
-    net = _load_network(net_dir)
     kind = engine
-    engine = make_engine(net, baseline, kind, device)
+    engine, spec = engine_of(net_dir, baseline, kind, device, step="synth", stream=stream)
     in_width, class_width = len(engine.in_data), len(engine.out_class)
     chunk = choose_chunk(in_width, int(engine.input_width), class_width, device.io_pins)
     fit = estimate_fit(engine.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width))
@@ -80,8 +94,8 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
           file=stream, flush=True)
     build_dir = Path(net_dir) / "synth" / (f"{device.name}-{name}" + ("" if place else "-synth-only"))
     report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream)
-    report = {"engine": name, "network_sha256": network_digest(net_dir), "estimate": fit, **report}
-    write_report(Path(net_dir) / REPORT_NAME, report_key(device.name, baseline, place, kind), report)
+    report = {"engine": name, "network_sha256": spec.network_sha256, "spec": spec.fields(), "estimate": fit, **report}
+    write_report(Path(net_dir) / SYNTH_REPORT, report_key(device.name, baseline, place, kind), report)
     return report
 
 
@@ -110,12 +124,12 @@ def format_report(report: dict) -> str:
 
 
 def _cmd_synth(args) -> int:
-    from mstbnn.boards.synth import REPORT_NAME
+    from mstbnn.artefact import SYNTH_REPORT
 
     report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
                            place=not args.synth_only, engine=args.engine)
     print(format_report(report))
-    print(f"report: {Path(args.dir) / REPORT_NAME}")
+    print(f"report: {Path(args.dir) / SYNTH_REPORT}")
     return 0
 
 
@@ -128,8 +142,8 @@ def _cmd_bitstream(args) -> int:
     board = get_board(args.board)
     uart_divisor(board.clock_hz, args.baud)  # refuse an unreachable baud rate before any work
     device = DEVICES[board.device]
-    net = _load_network(args.dir)
-    engine = make_engine(net, args.baseline)
+    engine, spec = engine_of(args.dir, args.baseline, device=device, step="bitstream")
+    net = engine.net
     fit = estimate_fit(engine.resource_estimate(device.family), device)
     check_fit(fit, device, args.force)
     build_dir = Path(args.dir) / "board" / f"{board.name}-{engine_name(args.baseline)}"
@@ -177,7 +191,7 @@ def _cmd_run(args) -> int:
     from mstbnn.boards.protocol import format_from_network
     from mstbnn.compiler.execute import run
 
-    net = _load_network(args.dir)
+    net = _network_on_board(args.dir)
     fmt = format_from_network(net)
     x, labels = _read_inputs(args, net)
     try:

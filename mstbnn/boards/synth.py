@@ -13,14 +13,13 @@ carry cell occupies both LUT4s of a slice half) ``+ 2 x TRELLIS_DPR16X4``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
+from mstbnn.artefact import atomic_write
 from mstbnn.boards.devices import Device
 from mstbnn.boards.toolchain import run_tool, tool_path, tool_versions
 from mstbnn.boards.wrapper import SynthHarness, choose_chunk, harness_ffs
@@ -35,10 +34,8 @@ __all__ = [
     "synthesize",
     "write_report",
     "read_reports",
-    "REPORT_NAME",
 ]
 
-REPORT_NAME = "synth.json"
 REPORT_FORMAT = "mstbnn-synth"
 REPORT_VERSION = 1
 NEXTPNR_SEED = 1
@@ -278,18 +275,6 @@ def _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth
     }
 
 
-def network_digest(net_dir) -> str | None:
-    """sha256 of the artefact's header and arrays: which network a report is about."""
-    h = hashlib.sha256()
-    found = False
-    for name in ("network.json", "network.npz"):
-        p = Path(net_dir) / name
-        if p.is_file():
-            h.update(p.read_bytes())
-            found = True
-    return h.hexdigest() if found else None
-
-
 def read_reports(path) -> dict:
     """The runs recorded in a synth.json (empty when there is none)."""
     path = Path(path)
@@ -310,6 +295,4 @@ def write_report(path, key: str, report: dict) -> None:
     runs = read_reports(path)
     runs[key] = report
     data = {"format": REPORT_FORMAT, "version": REPORT_VERSION, "runs": dict(sorted(runs.items()))}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -10,7 +10,8 @@ def add_commands(subparsers) -> None:
         "verilog",
         help="generate an engine's Verilog (unrolled streaming or folded) for a compiled network",
         description=(
-            "Write DIR/rtl/mstbnn_top.v and DIR/rtl/mstbnn_top.json (ports, latency, II, estimates) "
+            "Write DIR/rtl/mstbnn_top.v and the engine spec DIR/rtl/mstbnn_top.json (ports, latency, II, estimates, "
+            "every generator option, the network's digest; every later step builds this engine from it) "
             "for the compiled network in DIR; with --baseline, the plain engine (no reuse) into DIR/rtl-baseline/. "
             "--engine folded writes the schedule-driven folded engine into DIR/rtl-folded[-baseline]/."
         ),
@@ -24,6 +25,9 @@ def add_commands(subparsers) -> None:
                    help="folded: XNOR-popcount width S per cycle (default min(N, 32))")
     p.add_argument("--gather", type=int, default=None, metavar="G",
                    help="folded: differing positions G gathered per cycle (default 2)")
+    p.add_argument("--device", default=None, metavar="D",
+                   help="folded: choose S and G per layer for device D's LUT and block-RAM budget (the choice is "
+                        "recorded in the engine spec, so `synth` builds the same engine)")
     p.add_argument("--adder-levels-per-stage", type=int, default=2, help="popcount-tree adder levels per register (default 2)")
     p.add_argument("--tree-levels-per-stage", type=int, default=1, help="reuse-tree levels per pipeline stage (default 1)")
     p.add_argument("--corrections", choices=("auto", "early", "late", "inline"), default="auto",
@@ -31,34 +35,47 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_verilog)
 
 
-def _verilog(args: argparse.Namespace) -> int:
-    from mstbnn.compiler.io import load
+def spec_from_args(args: argparse.Namespace, net):
+    """The engine spec the ``verilog`` flags ask for, and the device (or None); refused with one line."""
     from mstbnn.errors import UserError
-    from mstbnn.hw.verilog import generate
+    from mstbnn.hw.spec import EngineSpec
 
     if args.adder_levels_per_stage < 1 or args.tree_levels_per_stage < 1:
         raise UserError("--adder-levels-per-stage and --tree-levels-per-stage must be at least 1")
-    net = load(args.dir)
-    if args.engine == "folded":
-        from mstbnn.hw.folded.verilog import generate as generate_folded
+    device = None
+    if args.device is not None:
+        from mstbnn.boards.devices import get_device
 
-        config = None
+        device = get_device(args.device)
+    if args.engine == "folded":
+        unrolled_flags = (args.adder_levels_per_stage, args.tree_levels_per_stage, args.corrections) != (2, 1, "auto")
+        if unrolled_flags:
+            raise UserError("--adder-levels-per-stage, --tree-levels-per-stage and --corrections apply to the unrolled engine only")
+        options = {}
         if args.simd is not None or args.gather is not None:
-            if (args.simd or 32) < 1 or (args.gather or 2) < 1:
-                raise UserError("--simd and --gather must be at least 1")
+            if device is not None:
+                raise UserError("give either --device (S and G chosen for it) or --simd/--gather, not both")
+            for flag, value in (("--simd", args.simd), ("--gather", args.gather)):
+                if value is not None and value < 1:
+                    raise UserError(f"{flag} {value}: must be at least 1")
             simd, gather = args.simd or 32, args.gather or 2
-            config = [(min(layer.fan_in, simd), gather) for _, layer in net.binary_layers()]
-        print(generate_folded(net, args.dir, reuse=not args.baseline, config=config))
-        return 0
+            options["config"] = [[min(layer.fan_in, simd), gather] for _, layer in net.binary_layers()]
+        return EngineSpec("folded", not args.baseline, options), device
     if args.simd is not None or args.gather is not None:
         raise UserError("--simd and --gather apply to --engine folded only")
-    path = generate(
-        net,
-        args.dir,
-        reuse=not args.baseline,
-        adder_levels_per_stage=args.adder_levels_per_stage,
-        tree_levels_per_stage=args.tree_levels_per_stage,
-        corrections=args.corrections,
-    )
-    print(path)
+    options = {
+        "adder_levels_per_stage": args.adder_levels_per_stage,
+        "tree_levels_per_stage": args.tree_levels_per_stage,
+        "corrections": args.corrections,
+    }
+    return EngineSpec("unrolled", not args.baseline, options), device
+
+
+def _verilog(args: argparse.Namespace) -> int:
+    from mstbnn.compiler.io import load
+    from mstbnn.hw.spec import generate
+
+    net = load(args.dir)
+    spec, device = spec_from_args(args, net)
+    print(generate(args.dir, spec, device=device, net=net))
     return 0

@@ -13,15 +13,15 @@ nothing time- or path-dependent is written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
 
+from mstbnn.artefact import TOP_NAME, atomic_write, rtl_dir
 from mstbnn.errors import UserError
 
 __all__ = ["generate", "TOP_NAME", "describe", "port_description", "write_rtl", "builtin_yosys"]
-
-TOP_NAME = "mstbnn_top"
 
 
 @contextlib.contextmanager
@@ -36,12 +36,6 @@ def builtin_yosys():
             del os.environ["AMARANTH_USE_YOSYS"]
         else:
             os.environ["AMARANTH_USE_YOSYS"] = old
-
-
-def _atomic_write(path: Path, data: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(data)
-    os.replace(tmp, path)
 
 
 def port_description(engine) -> dict:
@@ -75,14 +69,20 @@ def describe(engine) -> dict:
     """Port widths, cycle model and estimates of a built engine, as plain data."""
     return dict(
         port_description(engine),
-        options=dict(engine.options),
         stage_depths=engine.stage_depths,
         estimate={family: engine.resource_estimate(family) for family in ("ice40", "ecp5")},
     )
 
 
-def write_rtl(engine, desc: dict, rtl: Path) -> Path:
-    """Convert ``engine`` to Verilog and write it with its JSON ``desc`` into ``rtl``; return the .v path."""
+def write_rtl(engine, desc: dict, rtl: Path, before_spec=None) -> Path:
+    """Convert ``engine`` to Verilog and write it with its spec ``desc`` into ``rtl``; return the .v path.
+
+    The spec goes last and records the Verilog's sha256 (``verilog_sha256``),
+    so a generation interrupted at any moment leaves either the old pair or a
+    spec that does not match its Verilog (refused by
+    :func:`mstbnn.hw.spec.load_spec`). ``before_spec(rtl)`` writes any other
+    file of the engine (a pass's network) before the spec.
+    """
     from amaranth.back import verilog as amaranth_verilog
 
     with builtin_yosys():
@@ -92,13 +92,19 @@ def write_rtl(engine, desc: dict, rtl: Path) -> Path:
     except OSError as exc:
         raise UserError(f"{rtl}: cannot create the output directory ({exc.strerror}); choose a writable DIR") from None
     vpath = rtl / f"{TOP_NAME}.v"
-    _atomic_write(vpath, text)
-    _atomic_write(rtl / f"{TOP_NAME}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")
+    atomic_write(vpath, text)
+    if before_spec is not None:
+        before_spec(rtl)
+    desc = dict(desc, verilog_sha256=hashlib.sha256(text.encode()).hexdigest())
+    atomic_write(rtl / f"{TOP_NAME}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")
     return vpath
 
 
 def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, **options) -> Path:
-    """Write the engine's Verilog and its JSON description.
+    """Write the engine's Verilog and its JSON description, for an in-memory network.
+
+    The spec records no network digest, so the CLI steps refuse it; an
+    artefact's engine comes from :func:`mstbnn.hw.spec.generate`.
 
     Parameters
     ----------
@@ -116,7 +122,7 @@ def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, **o
     Path
         The Verilog file.
     """
-    from mstbnn.hw.network import NetworkEngine
+    from mstbnn.hw.spec import EngineSpec, build_engine, write_engine
 
-    engine = NetworkEngine(net, reuse=reuse, **options)
-    return write_rtl(engine, describe(engine), Path(out_dir) / (subdir or ("rtl" if reuse else "rtl-baseline")))
+    spec = EngineSpec("unrolled", reuse, options)
+    return write_engine(build_engine(net, spec), spec, Path(out_dir) / subdir if subdir else rtl_dir(out_dir, not reuse))

@@ -7,24 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["add_commands", "TESTSET_FILE", "result_file"]
+from mstbnn.artefact import TESTSET, atomic_write, read_testset, result_path, rtl_dir
 
-# Optional file in an artefact directory (written by `mstbnn compile` when the
-# model records its dataset): the test set as raw integers ``x`` and labels
-# ``y``, simulated before the random vectors.
-TESTSET_FILE = "testset.npz"
-
-
-def rtl_subdir(baseline: bool, engine: str = "unrolled") -> str:
-    """Where ``mstbnn verilog`` put the engine: rtl[-folded][-baseline]."""
-    return "rtl" + ("-folded" if engine == "folded" else "") + ("-baseline" if baseline else "")
-
-
-def result_file(directory: Path, baseline: bool, engine: str = "unrolled") -> Path:
-    """Where ``mstbnn sim`` writes its figures: sim.json (unrolled reuse engine), sim-baseline.json,
-    sim-folded.json, sim-folded-baseline.json."""
-    return Path(directory) / ("sim" + rtl_subdir(baseline, engine)[3:] + ".json")
-
+__all__ = ["add_commands"]
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
@@ -34,7 +19,7 @@ def add_commands(subparsers) -> None:
             "Stream test vectors through DIR/rtl/mstbnn_top.v (DIR/rtl-baseline with --baseline) with random "
             "valid gaps and output backpressure, compare every class and integer score with the golden executor, "
             "and check latency and initiation interval against the generator's cycle model. Vectors: the test set "
-            f"in DIR/{TESTSET_FILE} (or --testset) if there is one, then N random inputs in the input quantiser's "
+            f"in DIR/{TESTSET} (or --testset) if there is one, then N random inputs in the input quantiser's "
             "range. Writes DIR/sim.json (DIR/sim-baseline.json); exit code 1 on any mismatch."
         ),
     )
@@ -45,45 +30,17 @@ def add_commands(subparsers) -> None:
     p.add_argument("--engine", choices=("unrolled", "folded"), default="unrolled",
                    help="which generated engine: DIR/rtl[-baseline] (unrolled, default) or DIR/rtl-folded[-baseline]")
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors, gaps and backpressure (default 0)")
-    p.add_argument("--testset", metavar="NPZ", help=f"test vectors (.npz with x[, y] or x_test[, y_test]); default DIR/{TESTSET_FILE} if present")
+    p.add_argument("--testset", metavar="NPZ", help=f"test vectors (.npz with x[, y] or x_test[, y_test]); default DIR/{TESTSET} if present")
     p.add_argument("--no-testset", action="store_true", help="random vectors only")
     p.set_defaults(func=_sim)
-
-
-def _load_testset(path: Path, net) -> tuple:
-    import numpy as np
-
-    from mstbnn.errors import UserError
-
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            # an artefact's own testset.npz holds x, y; a dataset file x_test, y_test
-            xkey, ykey = ("x", "y") if "x" in npz.files else ("x_test", "y_test")
-            if xkey not in npz.files:
-                raise UserError(f"{path}: no x (or x_test) array; give an .npz with x[, y] or x_test[, y_test]")
-            x = np.asarray(npz[xkey])
-            y = np.asarray(npz[ykey]) if ykey in npz.files else None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable test set ({exc}); give an .npz with x_test (and y_test)") from None
-    shape = tuple(net.input.shape)
-    if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
-        raise UserError(f"{path}: x_test samples have shape {x.shape[1:]}, the network takes {shape}")
-    if not np.issubdtype(x.dtype, np.integer):
-        raise UserError(f"{path}: x_test has dtype {x.dtype}; the network takes raw integers")
-    x = x.reshape((x.shape[0],) + shape).astype(np.int64)
-    lo, hi = net.input.value_range
-    if x.size and (x.min() < lo or x.max() > hi):
-        raise UserError(f"{path}: x_test values span [{x.min()}, {x.max()}], outside the input range [{lo}, {hi}]")
-    if y is not None and y.shape != (x.shape[0],):
-        y = None
-    return x, y
 
 
 def _sim(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mstbnn.compiler.io import HEADER, load
+    from mstbnn.artefact import spec_path
     from mstbnn.errors import UserError
+    from mstbnn.hw.spec import load_spec
     from mstbnn.sim import toolchain
     from mstbnn.sim.design import Design
     from mstbnn.sim.generate import design_generator
@@ -96,26 +53,19 @@ def _sim(args: argparse.Namespace) -> int:
     if args.vectors < 0:
         raise UserError(f"--vectors {args.vectors}: must be 0 or more")
     toolchain.check_simulator(args.simulator)
-    net = load(directory)
-    sub = rtl_subdir(args.baseline, args.engine)
-    desc = directory / sub / "mstbnn_top.json"
-    if not desc.is_file():
-        flag = (" --baseline" if args.baseline else "") + (" --engine folded" if args.engine == "folded" else "")
-        raise UserError(f"{desc}: no generated Verilog description; run `mstbnn verilog {directory}{flag}` first")
+    spec, net, _ = load_spec(directory, baseline=args.baseline, engine=args.engine, step="`mstbnn sim`")
+    sub = rtl_dir(directory, args.baseline, args.engine).name
+    desc = spec_path(directory, args.baseline, args.engine)
     design = Design.from_hw_json(desc)
     design.check_sources()
-    if design.reuse == args.baseline:
-        raise UserError(f"{desc}: describes a {'reuse' if design.reuse else 'baseline'} engine; regenerate it with `mstbnn verilog`")
-    if (directory / HEADER).stat().st_mtime > desc.stat().st_mtime:
-        raise UserError(f"{directory / HEADER} is newer than {desc}; re-run `mstbnn verilog {directory}` so the RTL matches the network")
 
     parts, labels = [], None
-    testset = Path(args.testset) if args.testset else directory / TESTSET_FILE
+    testset = Path(args.testset) if args.testset else directory / TESTSET
     if args.testset and not testset.is_file():
         raise UserError(f"{testset}: test set file not found")
     n_test = 0
     if not args.no_testset and testset.is_file():
-        x_test, labels = _load_testset(testset, net)
+        x_test, labels = read_testset(testset, net.input.shape, net.input.value_range)
         parts.append(x_test)
         n_test = len(x_test)
     rng = np.random.default_rng(args.seed)
@@ -142,7 +92,7 @@ def _sim(args: argparse.Namespace) -> int:
         bars[0].refresh()
 
     build_dir = directory / "sim_build" / sub
-    generate = design_generator(reuse=design.reuse, engine=args.engine, **design.extra.get("options", {}))
+    generate = design_generator(spec)
     try:
         result = simulate_and_locate(
             net, design, x, simulator=args.simulator, build_dir=build_dir, seed=args.seed, progress=progress, generate=generate
@@ -167,10 +117,8 @@ def _sim(args: argparse.Namespace) -> int:
     if labels is not None and n_test:
         acc = float(np.mean(result.classes[:n_test] == labels))
         summary["test_accuracy"] = round(acc, 6)
-    out = result_file(directory, args.baseline, args.engine)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    tmp.replace(out)
+    out = result_path(directory, "sim", args.baseline, args.engine)
+    atomic_write(out, json.dumps(summary, indent=1, sort_keys=True) + "\n")
 
     print(f"{result.n_exact}/{result.n_vectors} vectors bit-exact")
     print(

@@ -23,7 +23,7 @@ def small_network(kind: str):
 @pytest.fixture(scope="session")
 def artefacts(tmp_path_factory):
     """kind -> artefact directory holding network.{json,npz}, rtl/ and rtl-baseline/."""
-    from mstbnn.hw.verilog import generate
+    from mstbnn.hw.spec import EngineSpec, generate
 
     root = tmp_path_factory.mktemp("artefacts")
     out = {}
@@ -31,7 +31,7 @@ def artefacts(tmp_path_factory):
         net = small_network(kind)
         d = root / kind
         save(net, d)
-        generate(net, d, reuse=True)
-        generate(net, d, reuse=False)
+        generate(d, EngineSpec("unrolled", reuse=True))
+        generate(d, EngineSpec("unrolled", reuse=False))
         out[kind] = d
     return out

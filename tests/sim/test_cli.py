@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from mstbnn.cli import main
 from mstbnn.compiler import execute
 from mstbnn.compiler.compile import schedule_network
-from mstbnn.compiler.io import save
+from mstbnn.compiler.io import npz_bytes, save
 from mstbnn.compiler.random import random_dense_network, random_inputs
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.sim import toolchain
@@ -68,17 +67,18 @@ def test_sim_with_icarus(artefacts, capsys):
 
 
 def test_mismatch_exits_1_and_names_vector_layer_and_channel(tmp_path, capsys):
-    from mstbnn.hw.verilog import generate
+    from mstbnn.hw.spec import EngineSpec, generate
 
     rng = np.random.default_rng(12)
     net = schedule_network(random_dense_network(rng, features=8, hidden=(6,), classes=3))
     save(net, tmp_path)
-    # RTL of a network whose score layer differs in one weight (channel 1)
+    # A planted generator bug: the artefact's engine spec, but RTL of a network whose
+    # score layer differs in one weight (channel 1)
     bad = copy.deepcopy(net)
     last = bad.layers[-1]
     last.weights[1, 0] ^= True
     last.schedule = Schedule.from_parents(last.weights, last.schedule.parent, last.schedule.negate)
-    generate(bad, tmp_path, reuse=True)
+    generate(tmp_path, EngineSpec("unrolled"), net=bad)
     rc = main(["sim", str(tmp_path), "--vectors", "20"])
     out, err = capsys.readouterr()
     assert rc == 1
@@ -113,22 +113,32 @@ def test_refusals_are_one_line_user_errors(tmp_path, capsys, artefacts):
     assert "outside the input range" in _error(capsys, ["sim", str(artefacts["dense"]), "--testset", str(tmp_path / "t.npz")])
 
 
-def test_stale_rtl_is_refused(tmp_path, capsys):
-    from mstbnn.hw.verilog import generate
+@pytest.mark.parametrize("changed", ["network.json", "network.npz"])
+def test_network_changed_after_verilog_is_refused_as_stale(tmp_path, capsys, changed):
+    from mstbnn.hw.spec import EngineSpec, generate
 
-    net = schedule_network(random_dense_network(np.random.default_rng(1), features=6, hidden=(), classes=2))
+    rng = np.random.default_rng(1)
+    net = schedule_network(random_dense_network(rng, features=6, hidden=(), classes=2))
     save(net, tmp_path)
-    generate(net, tmp_path, reuse=True)
-    header = tmp_path / "network.json"
-    later = (tmp_path / "rtl" / "mstbnn_top.json").stat().st_mtime + 10
-    os.utime(header, (later, later))
-    assert "is newer than" in _error(capsys, ["sim", str(tmp_path)])
+    generate(tmp_path, EngineSpec("unrolled"))
+    if changed == "network.npz":  # one weight bit flipped: same ports, different network
+        with np.load(tmp_path / "network.npz") as f:
+            arrays = {k: f[k] for k in f.files}
+        key = next(k for k in sorted(arrays) if k.endswith(".weights"))
+        arrays[key].flat[0] ^= 1
+        (tmp_path / "network.npz").write_bytes(npz_bytes(arrays))
+    else:
+        header = json.loads((tmp_path / "network.json").read_text())
+        header["meta"]["edited"] = True
+        (tmp_path / "network.json").write_text(json.dumps(header))
+    line = _error(capsys, ["sim", str(tmp_path), "--vectors", "5"])
+    assert "the network changed after `mstbnn verilog`" in line and f"run `mstbnn verilog {tmp_path}`" in line
 
 
 def test_rtl_of_another_network_shape_is_refused(tmp_path, capsys):
-    from mstbnn.hw.verilog import generate
+    from mstbnn.hw.spec import EngineSpec, generate
 
     rng = np.random.default_rng(4)
     save(schedule_network(random_dense_network(rng, features=6, hidden=(), classes=2)), tmp_path)
-    generate(schedule_network(random_dense_network(rng, features=6, hidden=(), classes=3)), tmp_path)
+    generate(tmp_path, EngineSpec("unrolled"), net=schedule_network(random_dense_network(rng, features=6, hidden=(), classes=3)))
     assert "design has 3 classes, network 2" in _error(capsys, ["sim", str(tmp_path), "--vectors", "5"])

@@ -3,10 +3,10 @@
 Mirrors :func:`mstbnn.hw.verilog.generate`: ``generate(net, out_dir)`` writes
 ``out_dir/rtl-folded/mstbnn_top.v`` and ``mstbnn_top.json``
 (``rtl-folded-baseline/`` for the plain baseline, or ``out_dir/<subdir>/``).
-The JSON has the unrolled engine's keys (ports, widths, latency, initiation
-interval, estimates per family), so :meth:`mstbnn.sim.design.Design.from_hw_json`
-reads it unchanged, plus the folded figures: ``engine: "folded"``, S and G
-per layer, cycles per window, stored bits and block RAMs.
+The JSON is the engine spec (:mod:`mstbnn.hw.spec`): the unrolled engine's
+keys (ports, widths, latency, initiation interval, estimates per family), so
+:meth:`mstbnn.sim.design.Design.from_hw_json` reads it unchanged, plus the
+folded figures: cycles per window, stored bits and block RAMs.
 
 Same network and options -> the same bytes (Amaranth's builtin yosys, no
 source locations, nothing time- or path-dependent).
@@ -16,17 +16,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mstbnn.hw.verilog import TOP_NAME, port_description, write_rtl
+from mstbnn.artefact import TOP_NAME, rtl_dir
+from mstbnn.hw.verilog import port_description
 
 __all__ = ["generate", "describe", "TOP_NAME"]
 
 
-def describe(engine, device=None) -> dict:
+def describe(engine) -> dict:
     """Ports, cycle model, estimates and folded figures of a built engine, as plain data."""
     return dict(
         port_description(engine),
-        engine="folded",
-        options={"config": [list(c) for c in engine.config], "device": device.name if device is not None else None},
         window_cycles=engine.window_cycles,
         storage_bits=engine.storage_bits,
         estimate={family: _plain(engine.resource_estimate(family)) for family in ("ice40", "ecp5")},
@@ -62,11 +61,9 @@ def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, con
     Path
         The Verilog file.
     """
-    from mstbnn.hw.folded.estimate import choose_config
-    from mstbnn.hw.folded.network import FoldedNetworkEngine
+    from mstbnn.hw.spec import EngineSpec, build_engine, configure, write_engine
 
-    if device is not None:
-        net, config, _ = choose_config(net, device, reuse=reuse)
-    engine = FoldedNetworkEngine(net, reuse=reuse, config=config)
-    rtl = Path(out_dir) / (subdir or ("rtl-folded" if reuse else "rtl-folded-baseline"))
-    return write_rtl(engine, describe(engine, device), rtl)
+    options = {} if config is None or device is not None else {"config": config}
+    net, spec = configure(net, EngineSpec("folded", reuse, options), device)
+    rtl = Path(out_dir) / subdir if subdir else rtl_dir(out_dir, not reuse, "folded")
+    return write_engine(build_engine(net, spec), spec, rtl)
