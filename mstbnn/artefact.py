@@ -28,7 +28,7 @@ from mstbnn.errors import UserError
 __all__ = [
     "HEADER", "ARRAYS", "TESTSET", "SYNTH_REPORT", "TOP_NAME",
     "engine_suffix", "rtl_dir", "spec_path", "verilog_path", "result_path",
-    "atomic_write", "network_digest", "read_testset",
+    "atomic_write", "write_new_directory", "network_digest", "read_testset",
 ]
 
 HEADER = "network.json"
@@ -83,6 +83,35 @@ def atomic_write(path, data: bytes | str) -> None:
         raise UserError(f"{path}: cannot write ({exc.strerror}); choose a writable directory") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_new_directory(directory, files: dict) -> None:
+    """Create ``directory`` holding ``files`` (name -> bytes) all at once, or not at all.
+
+    The files are written into a hidden sibling and renamed into place in one
+    step, so an interrupted write leaves no half-filled directory.
+    """
+    import shutil
+
+    directory = Path(directory)
+    stage = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        for name, data in files.items():
+            with open(stage / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        os.rename(stage, directory)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        where = exc.filename or directory
+        raise UserError(f"{where}: cannot write the output directory ({exc.strerror}); choose a writable -o") from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
         raise
 
 

@@ -12,11 +12,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from mstbnn.artefact import TESTSET, read_testset, result_path
 from mstbnn.errors import UserError
 
 __all__ = ["load_model", "compile_model", "add_commands"]
 
-TESTSET = "testset.npz"
 
 
 def load_model(path) -> tuple:
@@ -38,10 +38,8 @@ def load_model(path) -> tuple:
     root = path if path.is_dir() else path.parent
     testset = None
     if (root / TESTSET).is_file():
-        import numpy as np
-
-        with np.load(root / TESTSET) as f:
-            testset = {"x": f["x"], "y": f["y"]}
+        x, y = read_testset(root / TESTSET, net.input.shape, net.input.value_range)
+        testset = {"x": x, "y": y}
     return net, testset
 
 
@@ -76,11 +74,8 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a directory; choose another -o")
-    io.save(scheduled, out_dir, stats=network_cost(scheduled))
-    if testset is not None:
-        tmp = out_dir / (TESTSET + ".tmp")
-        tmp.write_bytes(io.npz_bytes({"x": np.asarray(testset["x"]), "y": np.asarray(testset["y"])}))
-        tmp.replace(out_dir / TESTSET)
+    files = {} if testset is None else {TESTSET: io.npz_bytes({"x": np.asarray(testset["x"]), "y": np.asarray(testset["y"])})}
+    io.save(scheduled, out_dir, stats=network_cost(scheduled), files=files)
     log(format_table(scheduled))
     return scheduled
 
@@ -220,7 +215,7 @@ def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, m
     acc0, acc = _accuracy(out / "lambda0"), _accuracy(mst_dir)
     cost0 = network_cost(load_model(out / "lambda0")[0])
     cost = network_cost(load_model(mst_dir)[0])
-    sims = {e: json.loads((mst_dir / f).read_text()) for e, f in (("reuse", "sim.json"), ("baseline", "sim-baseline.json"))}
+    sims = {e: json.loads(result_path(mst_dir, "sim", baseline=e == "baseline").read_text()) for e in ("reuse", "baseline")}
 
     def synth_cell(family, engine, field):
         r = synth.get((family, engine))

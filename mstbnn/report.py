@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mstbnn.artefact import SYNTH_REPORT, atomic_write, result_path
 from mstbnn.errors import UserError
 
 __all__ = ["write_report", "add_commands"]
@@ -143,12 +144,12 @@ def write_report(directory, compare=None) -> Path:
     _plot_histogram(plt, nets, directory / "hamming_hist.png")
     lines += ["## Hamming distances along tree edges", "", "![histogram](hamming_hist.png)", ""]
 
-    sim = _read_json(directory / "sim.json")
+    sim = _read_json(result_path(directory, "sim"))
     if sim:
         lines += ["## Simulation", "", "| key | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(sim.items()) if not isinstance(v, (dict, list))]
         lines.append("")
-    synth = _read_json(directory / "synth.json")
+    synth = _read_json(directory / SYNTH_REPORT)
     runs = (synth or {}).get("runs", {})
     if runs:
         lines += ["## Synthesis", "", "| run | LUTs | FFs | BRAM | Fmax (MHz) | II | inferences/s |",
@@ -162,9 +163,7 @@ def write_report(directory, compare=None) -> Path:
         _plot_utilisation(plt, runs, directory / "utilisation.png")
         lines += ["![utilisation](utilisation.png)", ""]
     out = directory / "report.md"
-    tmp = out.with_name("report.md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(out)
+    atomic_write(out, "\n".join(lines))
     return out
 
 

@@ -20,6 +20,7 @@ name and version and validates the whole network.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -37,7 +38,7 @@ from mstbnn.compiler.ir import (
 )
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.compiler.validate import validate
-from mstbnn.artefact import ARRAYS, HEADER, atomic_write
+from mstbnn.artefact import ARRAYS, HEADER, atomic_write, write_new_directory
 from mstbnn.errors import UserError
 
 __all__ = ["FORMAT", "VERSION", "save", "load", "HEADER", "ARRAYS"]
@@ -98,14 +99,19 @@ def _jsonable(value):
     return value
 
 
-def save(net: Network, directory, stats: dict | None = None) -> Path:
-    """Validate ``net`` and write it to ``directory`` (created if missing).
+def save(net: Network, directory, stats: dict | None = None, files: dict | None = None) -> Path:
+    """Validate ``net`` and write it to ``directory`` (created if missing), crash-safely.
+
+    ``files`` maps further file names of the artefact (e.g. the test set) to
+    their bytes. The header lists the sha256 of the arrays and of each such
+    file (``files``) and is written last, so :func:`load` refuses a directory
+    where a write was interrupted. A new directory is built beside its final
+    name and renamed once: a crash leaves no directory at all.
 
     Returns the path of the header file.
     """
     validate(net)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     layers_json = []
     arrays = {}
     for i, layer in enumerate(net.layers):
@@ -133,16 +139,32 @@ def save(net: Network, directory, stats: dict | None = None) -> Path:
             )
             entry["schedule"] = key
         layers_json.append(entry)
+    payloads = {ARRAYS: npz_bytes(arrays), **(files or {})}
     header = {
         "format": FORMAT,
         "version": VERSION,
         "layers": layers_json,
         "meta": _jsonable(net.meta),
         "stats": _jsonable(stats or {}),
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(payloads.items())},
     }
-    atomic_write(directory / ARRAYS, npz_bytes(arrays))
-    atomic_write(directory / HEADER, (json.dumps(header, indent=1, sort_keys=True) + "\n").encode())
+    payloads[HEADER] = (json.dumps(header, indent=1, sort_keys=True) + "\n").encode()
+    if directory.exists():
+        previous = _listed_files(directory)
+        for name, data in payloads.items():  # the header last (dicts keep insertion order)
+            atomic_write(directory / name, data)
+        for name in previous - set(payloads):
+            (directory / name).unlink(missing_ok=True)
+    else:
+        write_new_directory(directory, payloads)
     return directory / HEADER
+
+
+def _listed_files(directory: Path) -> set:
+    try:
+        return set(json.loads((directory / HEADER).read_text()).get("files", {}))
+    except (OSError, ValueError, AttributeError):
+        return set()
 
 
 def read_header(directory) -> dict:
@@ -170,6 +192,18 @@ def read_header(directory) -> dict:
     return header
 
 
+def check_files(root: Path, header: dict) -> None:
+    """Refuse an artefact whose files are not the ones its header lists (an interrupted write, a hand edit)."""
+    listed = header.get("files", {})
+    if not isinstance(listed, dict):
+        raise UserError(f"{root / HEADER}: 'files' is not a mapping of file names to sha256; recompile with `mstbnn compile`")
+    for name, digest in sorted(listed.items()):
+        path = root / name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise UserError(f"{path}: does not match {HEADER} (a write was interrupted, or the file was changed "
+                            "by hand); recompile with `mstbnn compile`")
+
+
 def load(directory) -> Network:
     """Load and validate the artefact in ``directory`` (or its ``network.json``)."""
     path = Path(directory)
@@ -178,6 +212,7 @@ def load(directory) -> Network:
     npz_path = root / ARRAYS
     if not npz_path.is_file():
         raise UserError(f"{npz_path}: array file missing; the artefact is incomplete, recompile with `mstbnn compile`")
+    check_files(root, header)
     try:
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

@@ -203,6 +203,7 @@ def load_spec(directory, *, baseline: bool = False, engine: str = "unrolled", st
     from mstbnn.compiler import io
 
     directory = Path(directory)
+    io.read_header(directory)  # no compiled network at all: say that first
     path = spec_path(directory, baseline, engine)
     regen = f"mstbnn verilog {directory}" + (" --engine folded" if engine == "folded" else "") + (
         " --baseline" if baseline else "")

@@ -32,6 +32,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, Timer
 
+from mstbnn.artefact import atomic_write
+
 CONFIG_ENV = "MSTBNN_SIM_CONFIG"
 
 
@@ -120,10 +122,7 @@ class _Streamer:
         now = time.monotonic()
         if force or now - self.last_progress_write > 0.2:
             self.last_progress_write = now
-            tmp = self.progress_path + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{self.progress_done} {self.progress_total}\n")
-            os.replace(tmp, self.progress_path)
+            atomic_write(self.progress_path, f"{self.progress_done} {self.progress_total}\n")
 
     async def drain(self, cycles: int) -> None:
         """Idle with ``out_ready`` high: every vector is out, so ``out_valid`` must stay low."""
@@ -269,7 +268,4 @@ async def stream_vectors(dut):
     result["x_signals"] = streamer.x_report
     streamer._report_progress(force=True)
 
-    tmp = cfg["result"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, cfg["result"])
+    atomic_write(cfg["result"], json.dumps(result))

@@ -1,5 +1,6 @@
 """Artefact save / load: round trip, determinism, and every bad-input path."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -62,10 +63,13 @@ def edit_header(path, fn):
 
 
 def edit_array(path, key, fn):
+    """Change one array and re-list the file in the header: a consistent artefact holding a bad array."""
     with np.load(path / io.ARRAYS) as f:
         arrays = {k: f[k] for k in f.files}
     arrays[key] = fn(arrays[key])
     np.savez(path / io.ARRAYS, **arrays)
+    digest = hashlib.sha256((path / io.ARRAYS).read_bytes()).hexdigest()
+    edit_header(path, lambda h: h["files"].update({io.ARRAYS: digest}))
 
 
 @pytest.mark.parametrize(
