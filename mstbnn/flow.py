@@ -8,7 +8,6 @@ needs nn, so the ``compile`` command lives here, above the stages.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 

@@ -5,7 +5,6 @@ Heavy imports (amaranth, the engine) happen inside the handlers.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 

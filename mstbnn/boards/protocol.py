@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mstbnn.compiler.ir import int_range
+
 __all__ = ["InputFormat", "format_from_network", "encode_image", "encode_images", "RESYNC_SECONDS",
            "BOARD_TIMEOUT_SECONDS"]
 
@@ -92,8 +94,7 @@ def beat_values(fmt: InputFormat, x: np.ndarray) -> np.ndarray:
 def encode_image(fmt: InputFormat, x: np.ndarray) -> bytes:
     """The bytes the host sends for one image."""
     vals = beat_values(fmt, x).reshape(-1)
-    lo = -(1 << (fmt.value_width - 1)) if fmt.signed else 0
-    hi = (1 << (fmt.value_width - 1)) - 1 if fmt.signed else (1 << fmt.value_width) - 1
+    lo, hi = int_range(fmt.value_width, fmt.signed)
     if vals.size and (vals.min() < lo or vals.max() > hi):
         raise ValueError(f"input values span {vals.min()}..{vals.max()}; the network takes {lo}..{hi}")
     mask = (1 << (8 * fmt.bytes_per_value)) - 1

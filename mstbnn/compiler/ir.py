@@ -32,7 +32,22 @@ __all__ = [
     "MaxPool",
     "Network",
     "Layer",
+    "int_range",
+    "window_output_size",
 ]
+
+
+def int_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The values of a ``bits``-bit integer: two's complement when ``signed``."""
+    bits = int(bits)
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def window_output_size(height: int, width: int, kernel: int, stride: int, padding: int = 0) -> tuple[int, int]:
+    """Output height and width of a kernel x kernel window (conv or pool) sliding with ``stride``."""
+    return ((height + 2 * padding - kernel) // stride + 1, (width + 2 * padding - kernel) // stride + 1)
 
 
 @dataclass(eq=False)
@@ -62,9 +77,7 @@ class InputQuantizer:
 
     @property
     def value_range(self) -> tuple[int, int]:
-        if self.signed:
-            return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
-        return 0, (1 << self.bits) - 1
+        return int_range(self.bits, self.signed)
 
 
 @dataclass(eq=False)
@@ -184,11 +197,9 @@ class Network:
                 shape = (layer.out_channels,)
             elif layer.kind == "conv2d":
                 _, h, w = shape
-                k, s, p = layer.kernel, layer.stride, layer.padding
-                shape = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+                shape = (layer.out_channels, *window_output_size(h, w, layer.kernel, layer.stride, layer.padding))
             elif layer.kind == "maxpool":
                 c, h, w = shape
-                k, s = layer.kernel, layer.stride
-                shape = (c, (h - k) // s + 1, (w - k) // s + 1)
+                shape = (c, *window_output_size(h, w, layer.kernel, layer.stride))
             shapes.append(shape)
         return shapes

@@ -16,9 +16,11 @@ Pipelined components take an ``en`` input: their registers load only while
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from mstbnn.compiler.ir import window_output_size
 
 __all__ = [
     "shape_of",
@@ -30,7 +32,7 @@ __all__ = [
     "WindowGenerator",
     "Collector",
     "OrPool",
-    "Argmax",
+    "class_index_width",
     "tree_latency",
     "threshold_cut",
 ]
@@ -401,8 +403,7 @@ class WindowGenerator(wiring.Component):
         self.padded_height, self.padded_width = self.height + 2 * p, self.width + 2 * p
         if k > self.padded_height or k > self.padded_width:
             raise ValueError("kernel larger than the padded image")
-        self.out_height = (self.padded_height - k) // s + 1
-        self.out_width = (self.padded_width - k) // s + 1
+        self.out_height, self.out_width = window_output_size(self.height, self.width, k, s, p)
         self.depth = (k - 1) * self.padded_width + k
         pix = self.channels * self.elem_bits
         self.register_bits = self.depth * pix + 1
@@ -547,44 +548,6 @@ class OrPool(wiring.Component):
         return m
 
 
-class Argmax(wiring.Component):
-    """Index of the largest signed score; the lowest index wins ties. Combinational.
-
-    Ports
-    -----
-    scores : In(n * S)  (score c, signed, at ``[c*S +: S]``)
-    index : Out(max(1, ceil(log2 n)))
-    """
-
-    def __init__(self, n: int, score_width: int):
-        self.n, self.score_width = int(n), int(score_width)
-        self.index_width = self.index_width_for(self.n)
-        super().__init__({"scores": In(self.n * self.score_width), "index": Out(self.index_width)})
-
-    @staticmethod
-    def index_width_for(n: int) -> int:
-        """ceil(log2 n), at least 1."""
-        return max(1, int(n - 1).bit_length())
-
-    def elaborate(self, platform):
-        m = Module()
-        s = self.score_width
-        nodes = [(Const(i, self.index_width), self.scores[i * s : (i + 1) * s].as_signed()) for i in range(self.n)]
-        level = 0
-        while len(nodes) > 1:
-            nxt = []
-            for i in range(0, len(nodes), 2):
-                if i + 1 == len(nodes):
-                    nxt.append(nodes[i])
-                    continue
-                (ia, va), (ib, vb) = nodes[i], nodes[i + 1]
-                # Strictly greater moves right: ties stay with the lower index on the left.
-                take_b = vb > va
-                idx = Signal(self.index_width, name=f"idx{level}_{i // 2}")
-                val = Signal(signed(s), name=f"val{level}_{i // 2}")
-                m.d.comb += [idx.eq(Mux(take_b, ib, ia)), val.eq(Mux(take_b, vb, va))]
-                nxt.append((idx, val))
-            nodes = nxt
-            level += 1
-        m.d.comb += self.index.eq(nodes[0][0])
-        return m
+def class_index_width(n: int) -> int:
+    """Bits of a class index among ``n`` classes: ceil(log2 n), at least 1."""
+    return max(1, int(n - 1).bit_length())

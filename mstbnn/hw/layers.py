@@ -37,9 +37,10 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from mstbnn.compiler.ir import int_range
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.hw.components import (
-    Argmax,
+    class_index_width,
     Collector,
     DeltaThreshold,
     DeltaUpdate,
@@ -167,10 +168,7 @@ class BinaryStage(wiring.Component):
             self.elem_range = (0, 1)
         else:
             self.scale, self.bias = 1, 0
-            if self.elem_signed:
-                self.elem_range = (-(1 << (self.elem_bits - 1)), (1 << (self.elem_bits - 1)) - 1)
-            else:
-                self.elem_range = (0, (1 << self.elem_bits) - 1)
+            self.elem_range = int_range(self.elem_bits, self.elem_signed)
         self.value_range = [self._sum_range(self.weights[j], np.arange(n)) for j in range(c)]
         self.corr_range = [self._sum_range(self.weights[j], schedule.positions[j]) for j in range(c)]
         self.y_range = [(self.scale * lo + self.bias, self.scale * hi + self.bias) for lo, hi in self.value_range]
@@ -591,7 +589,7 @@ class ArgmaxStage(wiring.Component):
         self.depth = 1 + self.inner_registers
         self.front = {"kind": "vector"}
         sig = _stream_signature(self.classes * self.score_width, self.classes * self.score_width)
-        sig["out_class"] = Out(Argmax.index_width_for(self.classes))
+        sig["out_class"] = Out(class_index_width(self.classes))
         super().__init__(sig)
 
     @property
@@ -601,7 +599,7 @@ class ArgmaxStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         s = self.score_width
-        idx_w = Argmax.index_width_for(self.classes)
+        idx_w = class_index_width(self.classes)
         en = Signal()
         m.d.comb += en.eq(~self.out_valid | self.out_ready)
         m.d.comb += self.in_ready.eq(en)

@@ -24,12 +24,11 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from mstbnn.hw.components import shape_of
 from mstbnn.hw.layers import ArgmaxStage, BinaryStage, PoolStage
 from mstbnn.hw.plan import stream_items
 from mstbnn.hw.timing import cycle_model
 
-__all__ = ["NetworkEngine", "plan_stages"]
+__all__ = ["StreamEngine", "NetworkEngine", "plan_stages"]
 
 
 def engine_signature(engine) -> dict:
@@ -85,7 +84,54 @@ def plan_stages(
     return stages
 
 
-class NetworkEngine(wiring.Component):
+class StreamEngine(wiring.Component):
+    """What both engines share: stream stages chained by valid/ready, the input geometry, scores, class.
+
+    Subclasses build ``stages`` (the last one the argmax, the one before it
+    the score layer) and pass the cycle model of their stage timings.
+    """
+
+    def __init__(self, net, reuse: bool, stages: list, cycle_model):
+        self.net = net
+        self.reuse = bool(reuse)
+        self.stages = stages
+        quant = net.layers[0]
+        self.input_width = int(quant.bits)
+        self.input_signed = bool(quant.signed)
+        shape = tuple(quant.shape)
+        if len(shape) == 3:
+            self.input_values, self.beats_per_image = shape[0], shape[1] * shape[2]
+        else:
+            self.input_values, self.beats_per_image = int(np.prod(shape)), 1
+        scores = self.stages[-2]
+        self.classes = scores.channels
+        self.score_width = scores.score_width
+        self.class_width = self.stages[-1].out_class.shape().width
+        self.latency, self.initiation_interval = cycle_model([s.timing for s in self.stages], self.beats_per_image)
+        super().__init__(engine_signature(self))
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, stage in enumerate(self.stages):
+            m.submodules[f"stage{k}"] = stage
+        first, last = self.stages[0], self.stages[-1]
+        m.d.comb += [
+            first.in_valid.eq(self.in_valid),
+            first.in_data.eq(self.in_data),
+            self.in_ready.eq(first.in_ready),
+        ]
+        for a, b in zip(self.stages, self.stages[1:]):
+            m.d.comb += [b.in_valid.eq(a.out_valid), b.in_data.eq(a.out_data), a.out_ready.eq(b.in_ready)]
+        m.d.comb += [
+            self.out_valid.eq(last.out_valid),
+            last.out_ready.eq(self.out_ready),
+            self.out_class.eq(last.out_class),
+            self.out_scores.eq(last.out_data),
+        ]
+        return m
+
+
+class NetworkEngine(StreamEngine):
     """The unrolled streaming engine for a compiled network.
 
     Parameters
@@ -131,29 +177,13 @@ class NetworkEngine(wiring.Component):
         corrections: str = "auto",
         fuse_leaves: bool = False,
     ):
-        self.net = net
-        self.reuse = bool(reuse)
         self.options = {
             "adder_levels_per_stage": int(adder_levels_per_stage),
             "tree_levels_per_stage": int(tree_levels_per_stage),
             "corrections": corrections,
             "fuse_leaves": bool(fuse_leaves),
         }
-        self.stages = plan_stages(net, reuse=reuse, **self.options)
-        quant = net.layers[0]
-        self.input_width = int(quant.bits)
-        self.input_signed = bool(quant.signed)
-        shape = tuple(quant.shape)
-        if len(shape) == 3:
-            self.input_values, self.beats_per_image = shape[0], shape[1] * shape[2]
-        else:
-            self.input_values, self.beats_per_image = int(np.prod(shape)), 1
-        scores = self.stages[-2]
-        self.classes = scores.channels
-        self.score_width = scores.score_width
-        self.class_width = self.stages[-1].out_class.shape().width
-        self.latency, self.initiation_interval = cycle_model([s.timing for s in self.stages], self.beats_per_image)
-        super().__init__(engine_signature(self))
+        super().__init__(net, reuse, plan_stages(net, reuse=reuse, **self.options), cycle_model)
 
     @property
     def stage_depths(self) -> list[int]:
@@ -164,23 +194,3 @@ class NetworkEngine(wiring.Component):
         from mstbnn.hw.estimate import estimate_network
 
         return estimate_network(self, family)
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, stage in enumerate(self.stages):
-            m.submodules[f"stage{k}"] = stage
-        first, last = self.stages[0], self.stages[-1]
-        m.d.comb += [
-            first.in_valid.eq(self.in_valid),
-            first.in_data.eq(self.in_data),
-            self.in_ready.eq(first.in_ready),
-        ]
-        for a, b in zip(self.stages, self.stages[1:]):
-            m.d.comb += [b.in_valid.eq(a.out_valid), b.in_data.eq(a.out_data), a.out_ready.eq(b.in_ready)]
-        m.d.comb += [
-            self.out_valid.eq(last.out_valid),
-            last.out_ready.eq(self.out_ready),
-            self.out_class.eq(last.out_class),
-            self.out_scores.eq(last.out_data),
-        ]
-        return m

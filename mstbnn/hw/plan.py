@@ -6,6 +6,7 @@ XNOR-popcount tree per layer; folded: a schedule-walking datapath).
 
 from __future__ import annotations
 
+from mstbnn.compiler.ir import window_output_size
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.errors import UserError
 
@@ -69,8 +70,7 @@ def stream_items(net, reuse: bool) -> list:
             c, h, w = shape
             front = {"kind": "window", "channels": c, "height": h, "width": w,
                      "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding}
-            k, s, p = layer.kernel, layer.stride, layer.padding
-            shape = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+            shape = (layer.out_channels, *window_output_size(h, w, layer.kernel, layer.stride, layer.padding))
         else:
             if pixels:
                 c, h, w = shape

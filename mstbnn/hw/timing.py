@@ -24,6 +24,8 @@ captures that exactly, which a closed form would not.
 
 from __future__ import annotations
 
+from mstbnn.compiler.ir import window_output_size
+
 __all__ = ["simulate_flow", "cycle_model"]
 
 
@@ -36,7 +38,7 @@ class FrontCounter:
         if self.kind == "window":
             h, w, k, s, p = (spec[key] for key in ("height", "width", "kernel", "stride", "padding"))
             self.hp, self.wp = h + 2 * p, w + 2 * p
-            oh, ow = (self.hp - k) // s + 1, (self.wp - k) // s + 1
+            oh, ow = window_output_size(h, w, k, s, p)
             self.pad = [
                 (y < p or y >= h + p) or (x < p or x >= w + p) for y in range(self.hp) for x in range(self.wp)
             ]

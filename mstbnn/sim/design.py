@@ -63,20 +63,6 @@ class Design:
         if missing:
             raise UserError(f"{missing[0]}: generated Verilog missing; run `mstbnn verilog` on the artefact first")
 
-    def to_json(self) -> dict:
-        return {
-            "top": self.top,
-            "sources": [str(s) for s in self.sources],
-            "input_width": self.input_width,
-            "score_width": self.score_width,
-            "n_classes": self.n_classes,
-            "values_per_beat": self.values_per_beat,
-            "beats_per_image": self.beats_per_image,
-            "latency": self.latency,
-            "initiation_interval": self.initiation_interval,
-            "reuse": self.reuse,
-        }
-
     @classmethod
     def from_hw_json(cls, path) -> "Design":
         """The design described by the generator's ``<top>.json`` (see :mod:`mstbnn.hw.verilog`).
@@ -103,9 +89,3 @@ class Design:
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{path}: not a valid design description ({type(exc).__name__}: {exc}); regenerate it with `mstbnn verilog`") from None
-
-    @classmethod
-    def from_json_file(cls, path: Path) -> "Design":
-        """Read a design description previously written by :meth:`to_json`."""
-        data = json.loads(Path(path).read_text())
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})

@@ -21,7 +21,6 @@ the first differing class score.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 

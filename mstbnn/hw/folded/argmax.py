@@ -24,7 +24,7 @@ from amaranth.hdl import Array, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from mstbnn.hw.components import Argmax
+from mstbnn.hw.components import class_index_width
 
 __all__ = ["SequentialArgmax"]
 
@@ -48,7 +48,7 @@ class SequentialArgmax(wiring.Component):
                 "out_valid": Out(1),
                 "out_ready": In(1),
                 "out_data": Out(width),
-                "out_class": Out(Argmax.index_width_for(self.classes)),
+                "out_class": Out(class_index_width(self.classes)),
             }
         )
 

@@ -17,15 +17,12 @@ critical path of the folded designs).
 
 from __future__ import annotations
 
-import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import wiring
 
 from mstbnn.hw.folded.plan import LayerPlan
 from mstbnn.hw.folded.stage import FoldedStage
 from mstbnn.hw.folded.argmax import SequentialArgmax
 from mstbnn.hw.layers import PoolStage
-from mstbnn.hw.network import engine_signature
+from mstbnn.hw.network import StreamEngine
 from mstbnn.hw.plan import stream_items
 
 __all__ = ["FoldedNetworkEngine", "plan_folded_stages", "layer_plans"]
@@ -74,7 +71,7 @@ def plan_folded_stages(net, *, reuse: bool = True, config=None) -> list:
     return stages
 
 
-class FoldedNetworkEngine(wiring.Component):
+class FoldedNetworkEngine(StreamEngine):
     """The folded engine of a compiled network.
 
     Parameters
@@ -100,26 +97,11 @@ class FoldedNetworkEngine(wiring.Component):
     def __init__(self, net, *, reuse: bool = True, config=None):
         from mstbnn.hw.folded.timing import cycle_model
 
-        self.net = net
-        self.reuse = bool(reuse)
-        self.stages = plan_folded_stages(net, reuse=reuse, config=config)
-        self.plans = [s.plan for s in self.stages if isinstance(s, FoldedStage)]
+        stages = plan_folded_stages(net, reuse=reuse, config=config)
+        self.plans = [s.plan for s in stages if isinstance(s, FoldedStage)]
         self.config = [(p.simd, p.gather) for p in self.plans]
-        quant = net.layers[0]
-        self.input_width = int(quant.bits)
-        self.input_signed = bool(quant.signed)
-        shape = tuple(quant.shape)
-        if len(shape) == 3:
-            self.input_values, self.beats_per_image = shape[0], shape[1] * shape[2]
-        else:
-            self.input_values, self.beats_per_image = int(np.prod(shape)), 1
-        scores = self.stages[-2]
-        self.classes = scores.channels
-        self.score_width = scores.score_width
-        self.class_width = self.stages[-1].out_class.shape().width
         self.window_cycles = [p.window_cycles for p in self.plans]
-        self.latency, self.initiation_interval = cycle_model([s.timing for s in self.stages], self.beats_per_image)
-        super().__init__(engine_signature(self))
+        super().__init__(net, reuse, stages, cycle_model)
 
     @property
     def storage_bits(self) -> int:
@@ -130,19 +112,3 @@ class FoldedNetworkEngine(wiring.Component):
         from mstbnn.hw.folded.estimate import estimate_engine
 
         return estimate_engine(self, family)
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, stage in enumerate(self.stages):
-            m.submodules[f"stage{k}"] = stage
-        first, last = self.stages[0], self.stages[-1]
-        m.d.comb += [first.in_valid.eq(self.in_valid), first.in_data.eq(self.in_data), self.in_ready.eq(first.in_ready)]
-        for a, b in zip(self.stages, self.stages[1:]):
-            m.d.comb += [b.in_valid.eq(a.out_valid), b.in_data.eq(a.out_data), a.out_ready.eq(b.in_ready)]
-        m.d.comb += [
-            self.out_valid.eq(last.out_valid),
-            last.out_ready.eq(self.out_ready),
-            self.out_class.eq(last.out_class),
-            self.out_scores.eq(last.out_data),
-        ]
-        return m

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mstbnn.compiler.cost import clog2, storage_bits
+from mstbnn.compiler.ir import int_range
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.compiler.storage import PackedLayer, StorageLayout, pack_layer
 
@@ -158,9 +159,7 @@ class LayerPlan:
     def elem_range(self) -> tuple[int, int]:
         if self.binary:
             return 0, 1
-        if self.elem_signed:
-            return -(1 << (self.elem_bits - 1)), (1 << (self.elem_bits - 1)) - 1
-        return 0, (1 << self.elem_bits) - 1
+        return int_range(self.elem_bits, self.elem_signed)
 
     @property
     def value_range(self) -> tuple[int, int]:
