@@ -25,7 +25,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from mstbnn.hw.layers import ArgmaxStage, BinaryStage, PoolStage
-from mstbnn.hw.plan import stream_items
+from mstbnn.hw.plan import PoolItem, stream_items
 from mstbnn.hw.timing import cycle_model
 
 __all__ = ["StreamEngine", "NetworkEngine", "plan_stages"]
@@ -55,20 +55,20 @@ def plan_stages(
 ) -> list:
     """The stream stages of ``net`` (components, not yet elaborated)."""
     stages = []
-    for kind, item in stream_items(net, reuse):
-        if kind == "pool":
-            stages.append(PoolStage(*item))
+    for item in stream_items(net, reuse):
+        if isinstance(item, PoolItem):
+            stages.append(PoolStage(*item.params()))
             continue
         stages.append(
             BinaryStage(
-                item["layer"].weight_matrix,
-                item["schedule"],
-                front=item["front"],
-                binary=item["binary"],
-                elem_bits=item["elem_bits"],
-                elem_signed=item["elem_signed"],
-                quantizer=item["quantizer"],
-                threshold=item["threshold"],
+                item.layer.weight_matrix,
+                item.schedule,
+                front=item.front,
+                binary=item.binary,
+                elem_bits=item.elem_bits,
+                elem_signed=item.elem_signed,
+                quantizer=item.quantizer,
+                threshold=item.threshold,
                 adder_levels_per_stage=adder_levels_per_stage,
                 tree_levels_per_stage=tree_levels_per_stage,
                 corrections=corrections,

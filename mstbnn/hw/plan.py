@@ -6,22 +6,62 @@ XNOR-popcount tree per layer; folded: a schedule-walking datapath).
 
 from __future__ import annotations
 
-from mstbnn.compiler.ir import window_output_size
+from dataclasses import dataclass
+
+from mstbnn.compiler.ir import BinaryConv2d, BinaryDense, InputQuantizer, Threshold, window_output_size
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.errors import UserError
 
-__all__ = ["stream_items"]
+__all__ = ["stream_items", "BinaryItem", "PoolItem"]
 
 
-def stream_items(net, reuse: bool) -> list:
+@dataclass(frozen=True)
+class PoolItem:
+    """An OR max-pool over ``kernel`` x ``kernel`` windows of a (channels, height, width) bit map."""
+
+    channels: int
+    height: int
+    width: int
+    kernel: int
+    stride: int
+
+    def params(self) -> tuple:
+        return self.channels, self.height, self.width, self.kernel, self.stride
+
+    @property
+    def front(self) -> dict:
+        """Its inputs arrive as a window front without padding (the cycle models and estimates read this)."""
+        return {"kind": "window", "channels": self.channels, "height": self.height, "width": self.width,
+                "kernel": self.kernel, "stride": self.stride, "padding": 0}
+
+
+@dataclass(frozen=True)
+class BinaryItem:
+    """One binary layer as a stream stage: what either engine needs to build it.
+
+    ``front`` says how its inputs arrive (``{"kind": "vector"}``, a conv
+    ``"window"`` or ``"collect"``-ed pixels, with their geometry);
+    ``binary`` / ``elem_bits`` / ``elem_signed`` describe its input elements;
+    ``threshold`` is None for the score layer; ``quantizer`` is the input
+    quantiser, on the first layer only.
+    """
+
+    index: int
+    layer: BinaryDense | BinaryConv2d
+    schedule: Schedule
+    front: dict
+    binary: bool
+    elem_bits: int
+    elem_signed: bool
+    threshold: Threshold | None
+    quantizer: InputQuantizer | None
+
+
+def stream_items(net, reuse: bool) -> list[BinaryItem | PoolItem]:
     """Walk the IR into stream stages, checking what the stream engines support.
 
-    Returns a list of ``("pool", (C, H, W, kernel, stride))`` and
-    ``("binary", dict)`` items in stream order; a binary item holds ``index``,
-    ``layer``, ``schedule`` (plain when not ``reuse``), ``front`` (how its
-    inputs arrive: vector, conv window, or collected pixels), ``binary``,
-    ``elem_bits``, ``elem_signed`` (its input elements), ``threshold`` (None
-    for the score layer) and ``quantizer`` (the input quantiser, first layer only).
+    Returns :class:`PoolItem` and :class:`BinaryItem` s in stream order (a
+    binary item's schedule is plain when not ``reuse``).
     """
     layers = net.layers
     if not layers or layers[0].kind != "input":
@@ -45,8 +85,8 @@ def stream_items(net, reuse: bool) -> list:
         layer = layers[i]
         if layer.kind == "maxpool":
             c, h, w = shape
-            items.append(("pool", (c, h, w, layer.kernel, layer.stride)))
-            shape = (c, (h - layer.kernel) // layer.stride + 1, (w - layer.kernel) // layer.stride + 1)
+            items.append(PoolItem(c, h, w, layer.kernel, layer.stride))
+            shape = (c, *window_output_size(h, w, layer.kernel, layer.stride))
             i += 1
             continue
         if layer.kind not in ("dense", "conv2d"):
@@ -79,9 +119,9 @@ def stream_items(net, reuse: bool) -> list:
                 front = {"kind": "vector"}
             pixels = False
             shape = (layer.out_channels,)
-        items.append(("binary", dict(index=i, layer=layer, schedule=schedule, front=front, binary=binary,
-                                     elem_bits=elem_bits, elem_signed=elem_signed, threshold=threshold,
-                                     quantizer=quant if first else None)))
+        items.append(BinaryItem(index=i, layer=layer, schedule=schedule, front=front, binary=binary,
+                                elem_bits=elem_bits, elem_signed=elem_signed, threshold=threshold,
+                                quantizer=quant if first else None))
         first = False
         binary, elem_bits, elem_signed = True, 1, False
         i += 2 if threshold is not None else 1

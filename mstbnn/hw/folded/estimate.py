@@ -27,6 +27,7 @@ from mstbnn.compiler.cost import clog2
 from mstbnn.hw.components import WindowGenerator, width_of
 from mstbnn.hw.folded.plan import LayerPlan, cycles_edge_cost, window_cycles
 from mstbnn.hw.folded.reader import PAD_WORDS
+from mstbnn.hw.plan import PoolItem, stream_items
 
 __all__ = [
     "MUX_LUT",
@@ -179,38 +180,28 @@ def _total(parts: list[dict]) -> dict:
 
 def _network_parts(net, reuse: bool):
     """(items, fixed): the parsed IR items, and the estimates of pool stages and argmax (independent of S, G)."""
-    from mstbnn.hw.plan import stream_items
-
     items = stream_items(net, reuse)
     fixed, score = [], None
-    for kind, item in items:
-        if kind == "pool":
-            c, h, w, k, s = item
-            fixed.append(_pool_estimate(_PoolView(c, h, w, k, s)))
-        elif item["threshold"] is None:
-            layer = item["layer"]
-            plan = LayerPlan(layer.weight_matrix, item["schedule"], 1, 1, binary=item["binary"],
-                             elem_bits=item["elem_bits"], elem_signed=item["elem_signed"])
+    for item in items:
+        if isinstance(item, PoolItem):
+            fixed.append(_pool_estimate(item))
+        elif item.threshold is None:
+            layer = item.layer
+            plan = LayerPlan(layer.weight_matrix, item.schedule, 1, 1, binary=item.binary,
+                             elem_bits=item.elem_bits, elem_signed=item.elem_signed)
             lo, hi = plan.value_range
             score = (plan.channels, width_of(min(plan.y_of(lo), -1), max(plan.y_of(hi), 0)))
     fixed.append(_argmax_estimate(*score))
     return items, fixed
 
 
-class _PoolView:
-    """The front-end description of a pool stage, without building it."""
-
-    def __init__(self, c, h, w, k, s):
-        self.front = {"kind": "window", "channels": c, "height": h, "width": w, "kernel": k, "stride": s, "padding": 0}
-
-
 def _timing_specs(items, walks):
     specs, walks = [], iter(walks)
-    for kind, item in items:
-        if kind == "pool":
-            specs.append(dict(_PoolView(*item).front))
+    for item in items:
+        if isinstance(item, PoolItem):
+            specs.append(dict(item.front))
         else:
-            specs.append(dict(item["front"], walk=next(walks), folded=True))
+            specs.append(dict(item.front, walk=next(walks), folded=True))
     return specs
 
 
@@ -226,8 +217,8 @@ def estimate_network(net, *, reuse: bool = True, config=None, family: str = "ecp
 
     items, fixed = _network_parts(net, reuse)
     plans = layer_plans(net, reuse=reuse, config=config)
-    binaries = [item for kind, item in items if kind == "binary"]
-    parts = [estimate_layer(p, it["front"], scores=it["threshold"] is None, family=family) for p, it in zip(plans, binaries)]
+    binaries = [item for item in items if not isinstance(item, PoolItem)]
+    parts = [estimate_layer(p, it.front, scores=it.threshold is None, family=family) for p, it in zip(plans, binaries)]
     out = _total(parts + fixed)
     shape = tuple(net.layers[0].shape)
     beats = shape[1] * shape[2] if len(shape) == 3 else 1
@@ -291,9 +282,9 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
     dev = device
     net = copy.deepcopy(net)
     items, fixed = _network_parts(net, reuse)
-    binaries = [item for kind, item in items if kind == "binary"]
+    binaries = [item for item in items if not isinstance(item, PoolItem)]
     shapes = net.shapes()
-    windows = [int(shapes[it["index"]][1] * shapes[it["index"]][2]) if it["layer"].kind == "conv2d" else 1 for it in binaries]
+    windows = [int(shapes[it.index][1] * shapes[it.index][2]) if it.layer.kind == "conv2d" else 1 for it in binaries]
     sched_cache: dict = {}
     est_cache: dict = {}
     small_cache: dict = {}
@@ -301,14 +292,14 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
     def schedule(k, s, g, mode):
         """mode "fast": the fewest cycles among the candidates; "small": the minimum-storage forest."""
         if not reuse:
-            return binaries[k]["schedule"]
+            return binaries[k].schedule
         if mode == "small":
             if k not in small_cache:
-                small_cache[k] = _storage_schedule(binaries[k]["layer"])
+                small_cache[k] = _storage_schedule(binaries[k].layer)
             return small_cache[k]
         key = (k, s, g)
         if key not in sched_cache:
-            layer = binaries[k]["layer"]
+            layer = binaries[k].layer
             cands = _candidate_schedules(layer, s, g, retree)
             sched_cache[key] = min(cands, key=lambda sc: window_cycles(sc, layer.fan_in, s, g))
         return sched_cache[key]
@@ -317,9 +308,9 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
         key = (k, s, g, mode)
         if key not in est_cache:
             it = binaries[k]
-            plan = LayerPlan(it["layer"].weight_matrix, schedule(k, s, g, mode), s, g, binary=it["binary"],
-                             elem_bits=it["elem_bits"], elem_signed=it["elem_signed"])
-            est_cache[key] = estimate_layer(plan, it["front"], scores=it["threshold"] is None, family=dev.family)
+            plan = LayerPlan(it.layer.weight_matrix, schedule(k, s, g, mode), s, g, binary=it.binary,
+                             elem_bits=it.elem_bits, elem_signed=it.elem_signed)
+            est_cache[key] = estimate_layer(plan, it.front, scores=it.threshold is None, family=dev.family)
         return est_cache[key]
 
     def total(cfg):
@@ -330,10 +321,10 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
                 and est["bram"] <= bram_share * dev.bram)
 
     def busy(k, s, g, mode):
-        walk = window_cycles(schedule(k, s, g, mode), binaries[k]["layer"].fan_in, s, g)
+        walk = window_cycles(schedule(k, s, g, mode), binaries[k].layer.fan_in, s, g)
         return windows[k] * (3 if walk == 1 else walk + 1)
 
-    start = [(min(SIMD_CHOICES[0], it["layer"].fan_in), GATHER_CHOICES[0]) for it in binaries]
+    start = [(min(SIMD_CHOICES[0], it.layer.fan_in), GATHER_CHOICES[0]) for it in binaries]
     modes = ("fast", "small") if reuse else ("fast",)
     for mode in modes:  # the fastest trees first; the smallest stores when those overflow the block RAM
         cfg = [(s, g, mode) for s, g in start]
@@ -355,7 +346,7 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
         best = None
         for mode in modes:
             for s in SIMD_CHOICES:
-                s = min(s, binaries[k]["layer"].fan_in)
+                s = min(s, binaries[k].layer.fan_in)
                 for g in GATHER_CHOICES if reuse else (g0,):
                     if (s, g, mode) == (s0, g0, m0) or s < s0 or g < g0:
                         continue
@@ -375,6 +366,6 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
         _, cfg, est = best
     if reuse:
         for k, (s, g, mode) in enumerate(cfg):
-            binaries[k]["layer"].schedule = schedule(k, s, g, mode)
+            binaries[k].layer.schedule = schedule(k, s, g, mode)
     pairs = [(s, g) for s, g, _ in cfg]
     return net, pairs, estimate_network(net, reuse=reuse, config=pairs, family=dev.family)

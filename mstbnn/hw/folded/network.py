@@ -23,7 +23,7 @@ from mstbnn.hw.folded.stage import FoldedStage
 from mstbnn.hw.folded.argmax import SequentialArgmax
 from mstbnn.hw.layers import PoolStage
 from mstbnn.hw.network import StreamEngine
-from mstbnn.hw.plan import stream_items
+from mstbnn.hw.plan import BinaryItem, PoolItem, stream_items
 
 __all__ = ["FoldedNetworkEngine", "plan_folded_stages", "layer_plans"]
 
@@ -48,11 +48,11 @@ def layer_plans(net, *, reuse: bool = True, config=None) -> list[LayerPlan]:
     or a list of pairs, one per binary layer.
     """
     plans = []
-    for k, (kind, item) in enumerate([it for it in stream_items(net, reuse) if it[0] == "binary"]):
-        n = item["layer"].fan_in
+    for k, item in enumerate([it for it in stream_items(net, reuse) if isinstance(it, BinaryItem)]):
+        n = item.layer.fan_in
         s, g = _config_for(config, k, n)
-        plans.append(LayerPlan(item["layer"].weight_matrix, item["schedule"], int(s), int(g), binary=item["binary"],
-                               elem_bits=item["elem_bits"], elem_signed=item["elem_signed"]))
+        plans.append(LayerPlan(item.layer.weight_matrix, item.schedule, int(s), int(g), binary=item.binary,
+                               elem_bits=item.elem_bits, elem_signed=item.elem_signed))
     return plans
 
 
@@ -61,11 +61,11 @@ def plan_folded_stages(net, *, reuse: bool = True, config=None) -> list:
     items = stream_items(net, reuse)
     plans = iter(layer_plans(net, reuse=reuse, config=config))
     stages = []
-    for kind, item in items:
-        if kind == "pool":
-            stages.append(PoolStage(*item))
+    for item in items:
+        if isinstance(item, PoolItem):
+            stages.append(PoolStage(*item.params()))
             continue
-        stages.append(FoldedStage(next(plans), front=item["front"], quantizer=item["quantizer"], threshold=item["threshold"]))
+        stages.append(FoldedStage(next(plans), front=item.front, quantizer=item.quantizer, threshold=item.threshold))
     scores = stages[-1]
     stages.append(SequentialArgmax(scores.channels, scores.score_width))
     return stages
