@@ -10,7 +10,18 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["UARTRx", "UARTTx"]
 
 
-class UARTRx(wiring.Component):
+class _UARTPart(wiring.Component):
+    """A receiver or transmitter running at ``divisor`` clocks per bit."""
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            self._MustUse__silence = True  # never elaborated: no "unused" warning
+            raise ValueError(f"UART divisor {divisor} < 4 clocks per bit")
+        self.divisor = divisor
+        super().__init__()
+
+
+class UARTRx(_UARTPart):
     """Receiver: ``valid`` pulses for one cycle with ``data`` after each good byte.
 
     The line is synchronised through two flip-flops, the start bit is
@@ -22,12 +33,6 @@ class UARTRx(wiring.Component):
     data: Out(8)
     valid: Out(1)
 
-    def __init__(self, divisor: int):
-        if divisor < 4:
-            self._MustUse__silence = True  # never elaborated: no "unused" warning
-            raise ValueError(f"UART divisor {divisor} < 4 clocks per bit")
-        self.divisor = divisor
-        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
@@ -70,7 +75,7 @@ class UARTRx(wiring.Component):
         return m
 
 
-class UARTTx(wiring.Component):
+class UARTTx(_UARTPart):
     """Transmitter: takes ``data`` when ``valid & ready``, sends start, 8 bits LSB first, stop."""
 
     tx: Out(1, init=1)
@@ -78,12 +83,6 @@ class UARTTx(wiring.Component):
     valid: In(1)
     ready: Out(1)
 
-    def __init__(self, divisor: int):
-        if divisor < 4:
-            self._MustUse__silence = True  # never elaborated: no "unused" warning
-            raise ValueError(f"UART divisor {divisor} < 4 clocks per bit")
-        self.divisor = divisor
-        super().__init__()
 
     def elaborate(self, platform):
         m = Module()

@@ -33,6 +33,7 @@ __all__ = [
     "Collector",
     "OrPool",
     "class_index_width",
+    "stage_signature",
     "tree_latency",
     "threshold_cut",
 ]
@@ -546,6 +547,18 @@ class OrPool(wiring.Component):
         for ch in range(self.channels):
             m.d.comb += self.out[ch].eq(self.window[ch * kk : (ch + 1) * kk].any())
         return m
+
+
+def stage_signature(in_width: int, out_width: int) -> dict:
+    """The valid/ready stream ports of every engine stage (unrolled and folded): data in, data out."""
+    return {
+        "in_valid": In(1),
+        "in_ready": Out(1),
+        "in_data": In(in_width),
+        "out_valid": Out(1),
+        "out_ready": In(1),
+        "out_data": Out(out_width),
+    }
 
 
 def class_index_width(n: int) -> int:

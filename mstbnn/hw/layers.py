@@ -35,12 +35,13 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from mstbnn.compiler.ir import int_range
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.hw.components import (
     class_index_width,
+    stage_signature,
     Collector,
     DeltaThreshold,
     DeltaUpdate,
@@ -86,17 +87,6 @@ class Delays:
             self.register_bits += reg.shape().width
             chain[s] = value = reg
         return value
-
-
-def _stream_signature(in_width: int, out_width: int) -> dict:
-    return {
-        "in_valid": In(1),
-        "in_ready": Out(1),
-        "in_data": In(in_width),
-        "out_valid": Out(1),
-        "out_ready": In(1),
-        "out_data": Out(out_width),
-    }
 
 
 class BinaryStage(wiring.Component):
@@ -197,7 +187,7 @@ class BinaryStage(wiring.Component):
         else:
             self.score_width = None
             out_width = c
-        super().__init__(_stream_signature(self._in_width(), out_width))
+        super().__init__(stage_signature(self._in_width(), out_width))
 
     # -- planning -------------------------------------------------------------------------
 
@@ -545,7 +535,7 @@ class PoolStage(wiring.Component):
             "padding": 0,
         }
         self.depth = 1
-        super().__init__(_stream_signature(int(channels), int(channels)))
+        super().__init__(stage_signature(int(channels), int(channels)))
 
     @property
     def timing(self) -> dict:
@@ -588,7 +578,7 @@ class ArgmaxStage(wiring.Component):
         self.inner_registers = max(0, -(-self.tree_levels // self.levels_per_stage) - 1)
         self.depth = 1 + self.inner_registers
         self.front = {"kind": "vector"}
-        sig = _stream_signature(self.classes * self.score_width, self.classes * self.score_width)
+        sig = stage_signature(self.classes * self.score_width, self.classes * self.score_width)
         sig["out_class"] = Out(class_index_width(self.classes))
         super().__init__(sig)
 

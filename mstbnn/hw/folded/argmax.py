@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
-from mstbnn.hw.components import class_index_width
+from mstbnn.hw.components import class_index_width, stage_signature
 
 __all__ = ["SequentialArgmax"]
 
@@ -40,17 +40,7 @@ class SequentialArgmax(wiring.Component):
     def __init__(self, classes: int, score_width: int):
         self.classes, self.score_width = int(classes), int(score_width)
         width = self.classes * self.score_width
-        super().__init__(
-            {
-                "in_valid": In(1),
-                "in_ready": Out(1),
-                "in_data": In(width),
-                "out_valid": Out(1),
-                "out_ready": In(1),
-                "out_data": Out(width),
-                "out_class": Out(class_index_width(self.classes)),
-            }
-        )
+        super().__init__({**stage_signature(width, width), "out_class": Out(class_index_width(self.classes))})
 
     @property
     def timing(self) -> dict:

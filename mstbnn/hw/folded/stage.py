@@ -34,9 +34,8 @@ import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
-from mstbnn.hw.components import Collector, WindowGenerator, shape_of
+from mstbnn.hw.components import Collector, WindowGenerator, shape_of, stage_signature
 from mstbnn.hw.folded.controller import Controller
 from mstbnn.hw.folded.datapath import GatherUnit, SimdXnorPopcount
 from mstbnn.hw.folded.plan import LayerPlan
@@ -60,17 +59,6 @@ def threshold_table(plan: LayerPlan, threshold) -> tuple[list[int], list[int], t
         cuts.append(int(min(max(cut, lo - 1), hi + 1)))
         dirs.append(1 if up else 0)
     return cuts, dirs, (lo - 1, hi + 1)
-
-
-def _stream_signature(in_width: int, out_width: int) -> dict:
-    return {
-        "in_valid": In(1),
-        "in_ready": Out(1),
-        "in_data": In(in_width),
-        "out_valid": Out(1),
-        "out_ready": In(1),
-        "out_data": Out(out_width),
-    }
 
 
 class FoldedStage(wiring.Component):
@@ -108,7 +96,7 @@ class FoldedStage(wiring.Component):
             out_width = self.channels
         raw = quantizer.bits if quantizer is not None else plan.elem_bits
         in_width = plan.n * raw if self.front["kind"] == "vector" else self.front["channels"] * raw
-        super().__init__(_stream_signature(in_width, out_width))
+        super().__init__(stage_signature(in_width, out_width))
 
     @property
     def window_cycles(self) -> int:
