@@ -652,8 +652,7 @@ def _check_against_qonnx(g: _Graph, spec: dict, net: Network, record: list, raw:
             if bad.size:
                 i = int(bad[0])
                 raise g.error(stage.node, f"predictions differ from qonnx's execution on {bad.size} of {len(raw)} "
-                                          f"inputs (first: input {i}, class {mine[i]} vs {pred[i]}); the float graph "
-                                          "is not exactly integer here (use power-of-two scales); nothing written")
+                                          f"inputs (first: input {i}, class {mine[i]} vs {pred[i]}); {_REFUSED}")
 
 
 def _power_of_two(c: np.ndarray) -> bool:
@@ -661,13 +660,16 @@ def _power_of_two(c: np.ndarray) -> bool:
     return bool(np.all(np.frexp(np.asarray(c, dtype=np.float64))[0] == 0.5))
 
 
+_REFUSED = ("nothing written (scales that are not powers of two make the float graph round its sums; "
+            "otherwise this is an mstbnn bug: please report it)")
+
+
 def _compare(g: _Graph, node, what: str, mine: np.ndarray, theirs: np.ndarray) -> None:
     bad = np.argwhere(mine != theirs)
     if bad.size:
         i, j = (int(v) for v in bad[0])
         raise g.error(node, f"{what} differ from qonnx's execution at {len(bad)} places (first: input {i}, element "
-                            f"{j}); the float graph is not exactly integer here (use power-of-two scales); "
-                            "nothing written")
+                            f"{j}); {_REFUSED}")
 
 
 # --------------------------------------------------------------------------- entry point

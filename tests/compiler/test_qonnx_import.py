@@ -256,3 +256,23 @@ def test_validation_catches_a_planted_folding_bug(exported, monkeypatch):
     monkeypatch.setattr(qonnx_import, "step_threshold", off_by_one)
     with pytest.raises(UserError, match="differ from qonnx's execution"):
         qonnx_import.import_qonnx(path, input_scale=SCALE)
+
+
+@pytest.mark.slow
+def test_imported_network_is_bit_exact_in_verilator(exported, tmp_path, capsys):
+    """The imported network through `mstbnn verilog` and `mstbnn sim`: the hardware equals the golden executor."""
+    import json
+
+    from mstbnn.artefact import result_path
+
+    path, _ = exported("mlp", _mlp)
+    raw = np.random.default_rng(7).integers(0, 256, size=(20, 16))
+    np.savez(tmp_path / "test.npz", x=raw)
+    out = tmp_path / "art"
+    assert main(["compile", str(path), "-o", str(out), "--input-scale", repr(SCALE), "--test-set",
+                 str(tmp_path / "test.npz")]) == 0
+    assert main(["verilog", str(out)]) == 0
+    rc = main(["sim", str(out), "--vectors", "30", "--seed", "1"])
+    assert rc == 0, capsys.readouterr().err
+    fig = json.loads(result_path(out, "sim").read_text())
+    assert fig["vectors"] == fig["bit_exact"] == 50 and fig["mismatches"] == 0 and fig["test_vectors"] == 20
