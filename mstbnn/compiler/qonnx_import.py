@@ -414,10 +414,13 @@ def _parse(g: _Graph) -> tuple[dict, list[_Stage]]:
             if node is None:
                 raise UserError(f"{g.path.name}: the graph ends without a binary score layer")
         stage = _parse_layer(g, node, t, in_scale, zero)
-        if stage.kind == "conv2d" and stage.padding and spec["mode"] == "threshold" or (
-                stage.kind == "conv2d" and stage.padding and zero):
-            raise g.error(node, f"zero-padded binary conv (pads {stage.padding}): ONNX pads with 0, mstbnn pads binary "
-                                "activations with -1; export the conv with padding=0 (pad the input yourself)")
+        binary_input = bool(stages) or spec["mode"] == "threshold"
+        if stage.kind == "conv2d" and stage.padding and (binary_input or zero):
+            if binary_input:
+                raise g.error(node, f"zero-padded binary conv (pads {stage.padding}): ONNX pads with 0, mstbnn pads "
+                                    "binary activations with -1; export the conv with padding=0 (pad the input yourself)")
+            raise g.error(node, f"padded conv on an integer input with zero point {zero}: the graph pads with q = "
+                                f"{zero}, mstbnn with q = 0; use a zero point of 0 or padding=0")
         if stage.kind == "dense" and not flattened and stages and stages[-1].kind == "conv2d":
             raise g.error(node, "a dense layer after a conv needs a Flatten")
         stages.append(stage)
@@ -468,19 +471,19 @@ def _parse(g: _Graph) -> tuple[dict, list[_Stage]]:
 
 def _check_per_channel(g: _Graph, node, stage: _Stage) -> None:
     """A tail constant must be per channel (or scalar): the bit of channel j may depend only on its sum."""
-    for t in node.input[1:] if node.op_type == "BatchNormalization" else node.input:
+    c_out = len(stage.scale)
+    for t in node.input:
         c = g.const(t)
         if c is None:
             continue
         if node.op_type == "BatchNormalization":
-            if c.size not in (1, len(stage.scale)):
-                raise g.error(node, f"parameter {t!r} has {c.size} values for {len(stage.scale)} channels")
-            continue
-        shape = c.shape
-        spatial = shape[2:] if stage.kind == "conv2d" and len(shape) == 4 else ()
-        if any(s != 1 for s in spatial) or c.ndim > (4 if stage.kind == "conv2d" else 2) or (
-                stage.kind == "conv2d" and c.ndim in (1, 2) and c.size != 1):
-            raise g.error(node, f"constant {t!r} of shape {shape} is not per channel; only per-channel or scalar "
+            ok = c.size in (1, c_out)
+        elif stage.kind == "dense":  # broadcast against (batch, C)
+            ok = c.size == 1 or (c.ndim <= 2 and c.shape[-1] == c_out and c.size == c_out)
+        else:  # broadcast against (batch, C, H, W): only (C, 1, 1) / (1, C, 1, 1) or a scalar
+            ok = c.size == 1 or (c.ndim >= 3 and c.shape[-2:] == (1, 1) and c.shape[-3] == c_out and c.size == c_out)
+        if not ok:
+            raise g.error(node, f"constant {t!r} of shape {c.shape} is not per channel; only per-channel or scalar "
                                 "constants fold into thresholds")
 
 

@@ -103,20 +103,25 @@ class ScaleShift(nn.Module):
 class BinaryCNV(nn.Module):
     """CNV shape without padding: conv-BN-sign, conv-BN-sign-maxpool, flatten, dense-BN-sign, dense."""
 
-    def __init__(self, channels=(6, 8), image=(1, 10, 10), hidden=10, classes=4, *, padding=0,
-                 pool_before_norm=False, seed=0):
+    def __init__(self, channels=(6, 8), image=(1, 10, 10), hidden=10, classes=4, *, padding=0, first="binary",
+                 first_padding=None, pool_before_norm=False, seed=0):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         c_in, h, w = image
-        self.input_quant = _binary_act()
+        self.first = first
+        self.input_quant = _binary_act() if first == "binary" else QuantIdentity(act_quant=Int8ActPerTensorFixedPoint)
         layers = []
         for i, c in enumerate(channels):
+            if i == 0 and first_padding is not None:
+                padding, rest = first_padding, padding
             conv = QuantConv2d(c_in, c, 3, padding=padding, bias=False, weight_quant=UnitBinaryWeight)
             norm = nn.BatchNorm2d(c)
             with torch.no_grad():
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen))
             _randomise_norm(norm, gen, c_in * 9)
             h, w = h - 2 + 2 * padding, w - 2 + 2 * padding
+            if i == 0 and first_padding is not None:
+                padding = rest
             pool = i == len(channels) - 1
             if pool and pool_before_norm:
                 layers += [conv, nn.MaxPool2d(2), norm, QuantIdentity(act_quant=SignedBinaryActPerTensorConst)]
@@ -143,7 +148,9 @@ class BinaryCNV(nn.Module):
         self.eval()
 
     def forward(self, x):
-        return self.features(self.input_quant(2.0 * x - 1.0))
+        if self.first == "binary":
+            x = 2.0 * x - 1.0
+        return self.features(self.input_quant(x))
 
 
 def uint8_activation():

@@ -185,6 +185,15 @@ def test_cnv_without_padding_bit_exact(exported, dynamo):
     assert_matches_qonnx(path, net, raw, _float_inputs(raw), model)
 
 
+def test_int8_input_conv_pads_with_zero(exported):
+    path, model = exported("cnv-int8", lambda: bm.BinaryCNV(first="int8", first_padding=1, seed=8))
+    net, _ = qonnx_import.import_qonnx(path, vectors=32)
+    assert net.input.mode == "int" and net.layers[1].padding == 1 and net.layers[3].padding == 0
+    q = np.random.default_rng(8).integers(-128, 128, size=(100, 1, 10, 10))
+    scale = float(model.input_quant.act_quant.scale())
+    assert_matches_qonnx(path, net, q, (q * scale).astype(np.float32), model, first_is_input=False)
+
+
 def test_pool_before_positive_norm_moves_after_the_sign(exported):
     def build():
         m = bm.BinaryCNV(pool_before_norm=True, seed=6)
@@ -200,6 +209,8 @@ def test_pool_before_positive_norm_moves_after_the_sign(exported):
 
 REFUSALS = {
     "padded-conv": (lambda: bm.BinaryCNV(padding=1), "zero-padded binary conv"),
+    "padded-hidden-conv-after-int8": (lambda: bm.BinaryCNV(first="int8", first_padding=0, padding=1),
+                                      "zero-padded binary conv"),
     "pool-before-negative-bn": (lambda: bm.BinaryCNV(pool_before_norm=True), "max-pool before a negative-scale"),
     "int8-weights": (lambda: bm.BinaryMLP(weight_quant=bm.Int8WeightPerTensorFloat), "8-bit Quant"),
     "uint8-activation": (lambda: bm.BinaryMLP(hidden_act=bm.uint8_activation), "8-bit activation"),
