@@ -58,6 +58,7 @@ __all__ = ["import_qonnx", "step_threshold", "FINN_HINT"]
 QUANT_DOMAIN = "qonnx.custom_op.general"
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
 PASS_THROUGH = ("Identity", "Dropout")
+LAYOUT = ("Flatten", "Reshape")
 FINN_HINT = ("float = raw * input_scale + input_offset; for 8-bit pixels and a model that applies FINN's 2x - 1 "
              "itself give --input-scale 0.00392156862745098 (raw / 255), for a model trained on [-1, 1] inputs "
              "--input-scale 0.00784313725490196 --input-offset -1")
@@ -296,8 +297,10 @@ def _parse_input(g: _Graph, input_name: str) -> tuple[dict, str]:
     pre = []
     t = input_name
     node = g.next(t)
-    while node is not None and node.op_type in ELEMENTWISE + PASS_THROUGH:
+    while node is not None and node.op_type in ELEMENTWISE + PASS_THROUGH + LAYOUT:
         g.dynamic_input(node)
+        if node.op_type in LAYOUT:
+            _check_flatten(g, node)
         pre.append(node)
         t = node.output[0]
         node = g.next(t)
@@ -307,23 +310,25 @@ def _parse_input(g: _Graph, input_name: str) -> tuple[dict, str]:
                         "inputs or an integer Quant) before it; add a QuantIdentity at the model's input")
     if node.input[0] != t:
         raise g.error(node, "quantises a constant, not the input")
+    shape = tuple(int(v) for v in g.shape(t)[1:])  # per sample, after any flatten: the IR's input shape
     if node.op_type == "BipolarQuant":
-        spec = {"mode": "threshold", "pre": pre, "quant": node, "act_scale": _act_scale(g, node)}
+        spec = {"mode": "threshold", "pre": pre, "quant": node, "act_scale": _act_scale(g, node), "shape": shape}
         return spec, node.output[0]
     # Integer Quant: the raw inputs are its integers q; the model sees (q - zero_point) * scale.
     scale, zero, bw = (g.const(x) for x in node.input[1:4])
     if scale is None or zero is None or bw is None or max(a.size for a in (scale, zero, bw)) != 1:
         raise g.error(node, "input quantiser needs one constant scale, zero point and bit width (per tensor)")
     scale, zero, bw = np.float32(scale.ravel()[0]), float(zero.ravel()[0]), float(bw.ravel()[0])
-    if pre:
-        raise g.error(pre[0], "float pre-processing before an integer input quantiser cannot be inverted; "
+    arithmetic = [n for n in pre if n.op_type not in LAYOUT + PASS_THROUGH]
+    if arithmetic:
+        raise g.error(arithmetic[0], "float pre-processing before an integer input quantiser cannot be inverted; "
                               "remove it from the model and feed the quantiser's integers")
     if not scale > 0 or zero != round(zero) or bw != round(bw) or not 2 <= bw <= 16:
         raise g.error(node, f"input quantiser must have a positive scale, an integer zero point and 2..16 bits "
                             f"(scale {scale}, zero point {zero}, {bw} bits)")
     signed, narrow = bool(g.attr(node, "signed", 1)), bool(g.attr(node, "narrow", 0))
     spec = {"mode": "int", "quant": node, "scale": scale, "zero": int(zero), "bits": int(bw), "signed": signed,
-            "narrow": narrow}
+            "narrow": narrow, "shape": shape}
     return spec, node.output[0]
 
 
@@ -391,6 +396,12 @@ def _add_synth(g: _Graph, stage: _Stage, node, op: str, const) -> None:
     stage.tail.append(helper.make_node(op, [prev, cname], [out], name=f"{node.name}:{op.lower()}"))
 
 
+def _check_flatten(g: _Graph, node) -> None:
+    out_shape, in_shape = g.shape(node.output[0]), g.shape(node.input[0])
+    if len(out_shape) != 2 or (in_shape and int(np.prod(in_shape[1:])) != out_shape[1]):
+        raise g.error(node, f"only flattening (batch, ...) -> (batch, features) is supported, got {out_shape}")
+
+
 def _parse(g: _Graph) -> tuple[dict, list[_Stage]]:
     input_name = g.model.graph.input[0].name
     spec, t = _parse_input(g, input_name)
@@ -403,11 +414,9 @@ def _parse(g: _Graph) -> tuple[dict, list[_Stage]]:
         if node is None:
             raise UserError(f"{g.path.name}: the graph ends with an activation quantiser; mstbnn needs the last binary "
                             "layer's sums as the class scores (end the model with a QuantLinear)")
-        while node.op_type in ("Flatten", "Reshape") + PASS_THROUGH:
-            if node.op_type in ("Flatten", "Reshape"):
-                out_shape, in_shape = g.shape(node.output[0]), g.shape(node.input[0])
-                if len(out_shape) != 2 or (in_shape and int(np.prod(in_shape[1:])) != out_shape[1]):
-                    raise g.error(node, f"only flattening (batch, ...) -> (batch, features) is supported, got {out_shape}")
+        while node.op_type in LAYOUT + PASS_THROUGH:
+            if node.op_type in LAYOUT:
+                _check_flatten(g, node)
                 flattened = True
             t = node.output[0]
             node = g.next(t)
@@ -512,9 +521,10 @@ def _input_thresholds(g: _Graph, spec: dict, shape: tuple, lo: int, hi: int, sca
     """Per-feature thresholds: the smallest raw integer whose float (after pre-processing) binarises to +1."""
     raw = np.arange(lo, hi + 1)
     x = _raw_to_float(raw, scale, offset)
-    grid = np.broadcast_to(x.reshape((-1,) + (1,) * len(shape)), (len(raw),) + tuple(shape)).astype(np.float32)
-    pre = spec["pre"]
-    val = _run_nodes(g, pre, grid) if pre else grid
+    in_shape = tuple(int(v) for v in g.shape(g.model.graph.input[0].name)[1:])
+    val = np.broadcast_to(x.reshape((-1,) + (1,) * len(in_shape)), (len(raw),) + in_shape).astype(np.float32)
+    for node in spec["pre"]:  # every feature sees every raw value: one row per raw integer
+        val = val.reshape(len(raw), -1) if node.op_type in LAYOUT else _run_nodes(g, [node], val)
     bits = val.reshape(len(raw), -1) >= 0
     quant = spec["quant"]
     t, d = step_threshold(bits, lo, lambda j: f"{g.path.name}: {g.name(quant)}, input feature {j}")
@@ -531,7 +541,7 @@ def _raw_to_float(raw: np.ndarray, scale, offset) -> np.ndarray:
 
 
 def _build(g: _Graph, spec: dict, stages: list[_Stage], input_scale, input_offset, input_bits: int):
-    shape = tuple(int(s) for s in g.shape(g.model.graph.input[0].name)[1:])
+    shape = spec["shape"]
     if not shape or len(shape) not in (1, 3):
         raise UserError(f"{g.path.name}: input shape {shape} is not (features,) or (channels, height, width)")
     if spec["mode"] == "threshold":

@@ -48,8 +48,10 @@ class BinaryMLP(nn.Module):
     """
 
     def __init__(self, in_features=16, hidden=(12, 10), classes=5, *, first="binary", last_bias=False,
-                 last_norm=False, score_affine=None, weight_quant=UnitBinaryWeight, hidden_act=None, seed=0):
+                 last_norm=False, score_affine=None, weight_quant=UnitBinaryWeight, hidden_act=None, image=None,
+                 seed=0):
         super().__init__()
+        self.image = image  # bnn_pynq's FC takes images and flattens them first
         gen = torch.Generator().manual_seed(seed)
         self.first = first
         if first == "binary":
@@ -84,6 +86,8 @@ class BinaryMLP(nn.Module):
         self.eval()
 
     def forward(self, x):
+        if self.image is not None:
+            x = x.view(x.shape[0], -1)
         if self.first == "binary":
             x = 2.0 * x - 1.0  # FINN's bnn_pynq preprocessing: [0, 1] -> [-1, 1]
         return self.features(self.input_quant(x))
@@ -159,5 +163,5 @@ def uint8_activation():
 
 def export(model: nn.Module, path, *, dynamo: bool) -> None:
     """QONNX export through either of torch's exporters (TorchScript: dynamo=False)."""
-    shape = (1, model.in_features) if hasattr(model, "in_features") else (1, *model.image)
+    shape = (1, *model.image) if getattr(model, "image", None) else (1, model.in_features)
     export_qonnx(model, torch.zeros(shape), str(path), dynamo=dynamo)

@@ -118,6 +118,11 @@ def test_mlp_compiles_bit_exact_against_qonnx(exported, tmp_path, capsys, dynamo
     assert net.meta["source"]["validated_inputs"] == 400
     with np.load(out / "testset.npz") as f:
         assert np.array_equal(f["x"], raw)
+    again = tmp_path / "again"
+    assert main(["compile", str(path), "-o", str(again), "--input-scale", repr(SCALE), "--test-set",
+                 str(tmp_path / "test.npz")]) == 0
+    for name in ("network.json", "network.npz", "testset.npz"):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
 
 
 def layer_fan_in(net, threshold):
@@ -132,6 +137,20 @@ def test_both_export_paths_give_the_same_network(exported):
         for field in ("weights", "threshold", "direction", "thresholds"):
             if getattr(la, field, None) is not None:
                 assert np.array_equal(getattr(la, field), getattr(lb, field)), field
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_mlp_flattening_images_first_like_bnn_pynq(exported, dynamo):
+    path, model = exported("mlp-image", lambda: bm.BinaryMLP(image=(1, 4, 4), seed=9), dynamo)
+    net, _ = qonnx_import.import_qonnx(path, input_scale=SCALE)
+    assert net.input.shape == (16,)
+    raw = np.random.default_rng(9).integers(0, 256, size=(200, 16))
+    assert_matches_qonnx(path, net, raw, _float_inputs(raw), model)
+
+
+def test_onnx_options_are_refused_for_other_models(tmp_path, capsys):
+    assert main(["compile", str(tmp_path), "-o", str(tmp_path / "a"), "--input-scale", "1"]) == 2
+    assert "only for a QONNX model" in capsys.readouterr().err
 
 
 def test_int8_input_becomes_int_mode(exported):
