@@ -1,6 +1,7 @@
 """Brevitas -> QONNX -> mstbnn on real MNIST digits: a FINN TFC-shaped 1W1A MLP, both export paths.
 
-Run: ``.venv/bin/python benchmarks/bench_qonnx_import.py`` (``--epochs``, ``--hidden``, ``--seed``).
+Run: ``.venv/bin/python benchmarks/bench_qonnx_import.py`` (``--epochs``, ``--hidden``, ``--seed``;
+``--hidden 256`` for the SFC shape).
 
 Trains a TFC-shaped network (784-64-64-64-10, as Brevitas's bnn_pynq TFC in
 1W1A: binary weights of scale 1, BatchNorm + binary activation per hidden
@@ -134,7 +135,8 @@ def main(argv=None) -> int:
                          int(np.sum(ir_pred == q_pred)), int(np.sum(ir_pred == torch_pred)),
                          net.meta["source"].get("float_tie_breaks", 0)))
 
-    print(f"TFC-shaped 1W1A mlp 784-{args.hidden}-{args.hidden}-{args.hidden}-10, {args.epochs} epochs on "
+    shape = {64: "TFC", 256: "SFC", 1024: "LFC"}.get(args.hidden, "custom")
+    print(f"{shape}-shaped 1W1A mlp 784-{args.hidden}-{args.hidden}-{args.hidden}-10, {args.epochs} epochs on "
           f"4,000 MNIST images ({train_s:.1f} s); 1,000 test images; torch accuracy {np.mean(torch_pred == y_te):.2%}\n")
     print("| export | export s | compile s (import + validate + MST) | qonnx accuracy | mstbnn accuracy "
           "| mstbnn = qonnx | mstbnn = torch |")

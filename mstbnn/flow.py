@@ -74,8 +74,8 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
         ties = source.get("float_tie_breaks")
         log(f"{Path(model).name}: every layer's bits and the predictions equal qonnx's execution on "
             f"{source['validated_inputs']} {source['validated_on']} inputs"
-            + (f" (the float graph broke {ties} exact score ties by rounding; mstbnn keeps the lowest class)"
-               if ties else ""))
+            + (f", except {ties} predictions where the float graph broke an exact tie of the integer scores by "
+               "rounding (mstbnn keeps the lowest class)" if ties else ""))
     if max_depth is not None and max_depth < 0:
         raise UserError(f"--max-depth must be >= 0, got {max_depth}")
     # A model trained against height-limited (or negation) trees keeps its saving

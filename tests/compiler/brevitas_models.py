@@ -49,9 +49,10 @@ class BinaryMLP(nn.Module):
 
     def __init__(self, in_features=16, hidden=(12, 10), classes=5, *, first="binary", last_bias=False,
                  last_norm=False, score_affine=None, weight_quant=UnitBinaryWeight, hidden_act=None, image=None,
-                 seed=0):
+                 preprocess=True, seed=0):
         super().__init__()
         self.image = image  # bnn_pynq's FC takes images and flattens them first
+        self.preprocess = preprocess
         gen = torch.Generator().manual_seed(seed)
         self.first = first
         if first == "binary":
@@ -88,7 +89,7 @@ class BinaryMLP(nn.Module):
     def forward(self, x):
         if self.image is not None:
             x = x.view(x.shape[0], -1)
-        if self.first == "binary":
+        if self.first == "binary" and self.preprocess:
             x = 2.0 * x - 1.0  # FINN's bnn_pynq preprocessing: [0, 1] -> [-1, 1]
         return self.features(self.input_quant(x))
 

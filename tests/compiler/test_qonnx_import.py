@@ -148,6 +148,15 @@ def test_mlp_flattening_images_first_like_bnn_pynq(exported, dynamo):
     assert_matches_qonnx(path, net, raw, _float_inputs(raw), model)
 
 
+def test_input_mapping_for_a_model_trained_on_minus_one_to_one(exported):
+    """No 2x - 1 in the model: --input-scale 2/255 --input-offset -1 gives the same input bits (raw >= 128)."""
+    path, model = exported("mlp-pm1", lambda: bm.BinaryMLP(preprocess=False, seed=10))
+    net, _ = qonnx_import.import_qonnx(path, input_scale=2 / 255, input_offset=-1.0)
+    assert np.all(net.input.thresholds == 128)
+    raw = np.random.default_rng(10).integers(0, 256, size=(200, 16))
+    assert_matches_qonnx(path, net, raw, _float_inputs(raw, 2 / 255, -1.0), model)
+
+
 def test_onnx_options_are_refused_for_other_models(tmp_path, capsys):
     assert main(["compile", str(tmp_path), "-o", str(tmp_path / "a"), "--input-scale", "1"]) == 2
     assert "only for a QONNX model" in capsys.readouterr().err
