@@ -234,7 +234,6 @@ class _Stage:
     padding: int = 0
     tail: list = field(default_factory=list)  # element-wise nodes
     extra: dict = field(default_factory=dict)  # synthesized constants for Gemm / Conv bias
-    tail_input: str = ""
     pool_before: tuple | None = None  # (kernel, stride, node)
     sign: object = None  # the BipolarQuant node (None for the score layer)
     pool_after: tuple | None = None
@@ -433,7 +432,6 @@ def _parse(g: _Graph) -> tuple[dict, list[_Stage]]:
         if stage.kind == "dense" and not flattened and stages and stages[-1].kind == "conv2d":
             raise g.error(node, "a dense layer after a conv needs a Flatten")
         stages.append(stage)
-        stage.tail_input = node.output[0]
         t = node.output[0]
         # Float tail: per-channel element-wise nodes (and a max-pool) up to the sign.
         while True:
