@@ -560,7 +560,7 @@ def _build(g: _Graph, spec: dict, stages: list[_Stage], input_scale, input_offse
         bound = int(np.prod(stages[0].bits.shape[1:])) * max(abs(v) for v in in_range)
         if bound >= 1 << 24:
             raise g.error(stages[0].node, f"integer-input sums up to {bound} exceed float32's exact range (2^24)")
-    record = []  # (IR layer index, graph tensor, stage) for the layer-by-layer check
+    record = []  # (IR layer index, graph tensor, stage, "bits" | "scores") for the layer-by-layer check
     for k, stage in enumerate(stages):
         last = k == len(stages) - 1
         y_min, y_max = _sum_range(stage, in_range)
@@ -579,11 +579,9 @@ def _build(g: _Graph, spec: dict, stages: list[_Stage], input_scale, input_offse
                                        "QuantLinear (bias=False, per-tensor weight scale) and retrain or fine-tune")
             col = values[:, 0]
             diff = np.diff(col.astype(np.float64))
-            if np.all(diff > 0):
-                pass
-            elif np.all(diff < 0):
+            if np.all(diff < 0):
                 binary.weights = (1 - binary.weights).astype(np.uint8)  # scores -y: the same order as the tail's
-            else:
+            elif not np.all(diff > 0):
                 raise g.error(culprit, "the score layer's float tail is not strictly monotone in the integer sums, "
                                        "so its argmax differs from the sums'; remove it")
             record.append((len(layers) - 1, stage.bits_tensor, stage, "scores"))
@@ -596,11 +594,9 @@ def _build(g: _Graph, spec: dict, stages: list[_Stage], input_scale, input_offse
                                                 "does not commute with a falling sign; pool after the activation")
         layers.append(Threshold(threshold=t, direction=d))
         pool = stage.pool_before or stage.pool_after
-        if pool is None:
-            record.append((len(layers) - 1, stage.bits_tensor, stage, "bits"))
-        else:
+        if pool is not None:
             layers.append(MaxPool(kernel=pool[0], stride=pool[1]))
-            record.append((len(layers) - 1, stage.bits_tensor, stage, "bits"))
+        record.append((len(layers) - 1, stage.bits_tensor, stage, "bits"))  # after the pool: what the graph signs
         in_range = None
     net = Network(layers=layers, meta={"source": {"format": "qonnx", "file": g.path.name}})
     validate(net)
