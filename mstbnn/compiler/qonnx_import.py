@@ -318,15 +318,13 @@ def _parse_input(g: _Graph, input_name: str) -> tuple[dict, str]:
     if scale is None or zero is None or bw is None or max(a.size for a in (scale, zero, bw)) != 1:
         raise g.error(node, "input quantiser needs one constant scale, zero point and bit width (per tensor)")
     scale, zero, bw = np.float32(scale.ravel()[0]), float(zero.ravel()[0]), float(bw.ravel()[0])
-    arithmetic = [n for n in pre if n.op_type not in LAYOUT + PASS_THROUGH]
-    if arithmetic:
-        raise g.error(arithmetic[0], "float pre-processing before an integer input quantiser cannot be inverted; "
-                              "remove it from the model and feed the quantiser's integers")
+    # Float pre-processing before it (bnn_pynq CNV's 2x - 1) is outside the IR: the raw inputs are the integers q
+    # the quantiser produces, computed by the host; validation feeds the quantiser's input directly.
     if not scale > 0 or zero != round(zero) or bw != round(bw) or not 2 <= bw <= 16:
         raise g.error(node, f"input quantiser must have a positive scale, an integer zero point and 2..16 bits "
                             f"(scale {scale}, zero point {zero}, {bw} bits)")
     signed, narrow = bool(g.attr(node, "signed", 1)), bool(g.attr(node, "narrow", 0))
-    spec = {"mode": "int", "quant": node, "scale": scale, "zero": int(zero), "bits": int(bw), "signed": signed,
+    spec = {"mode": "int", "quant": node, "pre": pre, "scale": scale, "zero": int(zero), "bits": int(bw), "signed": signed,
             "narrow": narrow, "shape": shape}
     return spec, node.output[0]
 
@@ -618,7 +616,11 @@ def _check_against_qonnx(g: _Graph, spec: dict, net: Network, record: list, raw:
         x = _raw_to_float(raw, input_scale, input_offset or 0.0)
     else:
         x = ((raw.astype(np.float64) - spec["zero"]) * float(spec["scale"])).astype(np.float32)
-    model = g.model.transform(ChangeBatchSize(len(raw))).transform(InferShapes())
+    quant = spec["quant"]
+    model = g.model
+    if spec["mode"] == "int":
+        model = _bypass_arithmetic(model, spec["pre"])
+    model = model.transform(ChangeBatchSize(len(raw))).transform(InferShapes())
     name = model.graph.input[0].name
     x = x.reshape(tuple(model.get_tensor_shape(name)))
     try:
@@ -627,7 +629,6 @@ def _check_against_qonnx(g: _Graph, spec: dict, net: Network, record: list, raw:
         raise UserError(f"{g.path.name}: qonnx cannot execute the model ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:200]})") from None
     trace = run(net, raw)
-    quant = spec["quant"]
     got = ctx[quant.output[0]]
     if spec["mode"] == "threshold":
         mine = trace.layers[0].bits.reshape(len(raw), -1)
@@ -660,6 +661,26 @@ def _check_against_qonnx(g: _Graph, spec: dict, net: Network, record: list, raw:
                 i = int(bad[0])
                 raise g.error(stage.node, f"predictions differ from qonnx's execution on {bad.size} of {len(raw)} "
                                           f"inputs (first: input {i}, class {mine[i]} vs {pred[i]}); {_REFUSED}")
+
+
+def _bypass_arithmetic(model, pre: list):
+    """A copy of ``model`` without the float pre-processing before an integer input quantiser.
+
+    The IR's raw inputs are that quantiser's integers q, so validation feeds (q - zero_point) * scale to
+    the quantiser itself; layout nodes (Flatten, Reshape) stay, so the graph input keeps its shape.
+    """
+    import copy
+
+    model = copy.deepcopy(model)
+    names = {n.output[0] for n in pre if n.op_type not in LAYOUT}
+    for node in [n for n in model.graph.node if n.output[0] in names]:
+        src = next(t for t in node.input if t and model.get_initializer(t) is None)
+        for user in model.graph.node:
+            for k, t in enumerate(user.input):
+                if t == node.output[0]:
+                    user.input[k] = src
+        model.graph.node.remove(node)
+    return model
 
 
 def _power_of_two(c: np.ndarray) -> bool:

@@ -166,3 +166,22 @@ def export(model: nn.Module, path, *, dynamo: bool) -> None:
     """QONNX export through either of torch's exporters (TorchScript: dynamo=False)."""
     shape = (1, *model.image) if getattr(model, "image", None) else (1, model.in_features)
     export_qonnx(model, torch.zeros(shape), str(path), dynamo=dynamo)
+
+
+def bnn_pynq(name: str, seed: int = 0) -> nn.Module:
+    """One of Brevitas's own bnn_pynq models (the FINN examples: tfc_1w1a, sfc_1w1a, lfc_1w1a, cnv_1w1a).
+
+    Untrained (the pretrained weights are a download): seeded random weights and BatchNorm
+    statistics, with negative and zero scales, so the thresholds take every form.
+    """
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(seed)
+    model, _ = model_with_cfg(name, pretrained=False)
+    gen = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            fan_in = 64 if isinstance(mod, nn.BatchNorm2d) else mod.num_features
+            _randomise_norm(mod, gen, fan_in)
+    model.image = (3, 32, 32) if name.startswith("cnv") else (1, 28, 28)
+    return model.eval()

@@ -157,6 +157,28 @@ def test_input_mapping_for_a_model_trained_on_minus_one_to_one(exported):
     assert_matches_qonnx(path, net, raw, _float_inputs(raw, 2 / 255, -1.0), model)
 
 
+@pytest.mark.parametrize("name", ["tfc_1w1a", "sfc_1w1a", pytest.param("lfc_1w1a", marks=pytest.mark.slow)])
+def test_bnn_pynq_fc_models_bit_exact(exported, name):
+    """Brevitas's own FINN example MLPs (flatten, 2x - 1, binary input, Dropout, TensorNorm on the scores)."""
+    path, model = exported(name, lambda: bm.bnn_pynq(name))
+    net, _ = qonnx_import.import_qonnx(path, input_scale=SCALE, vectors=16)
+    assert net.input.shape == (784,) and sum(l.kind == "dense" for l in net.layers) == 4
+    raw = np.random.default_rng(11).integers(0, 256, size=(100, 784))
+    assert_matches_qonnx(path, net, raw, _float_inputs(raw), model)
+
+
+@pytest.mark.slow
+def test_bnn_pynq_cnv_bit_exact(exported):
+    """Brevitas's CNV_1W1A: 2x - 1 before an 8-bit input Quant (raw inputs = its integers), six convs, two pools."""
+    path, model = exported("cnv_1w1a", lambda: bm.bnn_pynq("cnv_1w1a"))
+    net, _ = qonnx_import.import_qonnx(path, vectors=16)
+    assert net.input.mode == "int" and net.input.shape == (3, 32, 32)
+    assert sum(l.kind == "conv2d" for l in net.layers) == 6 and sum(l.kind == "maxpool" for l in net.layers) == 2
+    q = np.random.default_rng(12).integers(-128, 128, size=(40, 3, 32, 32))
+    x = ((q / 128 + 1) / 2).astype(np.float32)  # the model's own 2x - 1 maps it back to q / 128 exactly
+    assert_matches_qonnx(path, net, q, x, model, first_is_input=False)
+
+
 def test_onnx_options_are_refused_for_other_models(tmp_path, capsys):
     assert main(["compile", str(tmp_path), "-o", str(tmp_path / "a"), "--input-scale", "1"]) == 2
     assert "only for a QONNX model" in capsys.readouterr().err
