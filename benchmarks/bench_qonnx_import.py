@@ -135,7 +135,7 @@ def main(argv=None) -> int:
                          int(np.sum(ir_pred == q_pred)), int(np.sum(ir_pred == torch_pred)),
                          net.meta["source"].get("float_tie_breaks", 0)))
 
-    shape = {64: "TFC-shaped", 256: "SFC-shaped", 1024: "LFC-wide"}.get(args.hidden, "custom")
+    shape = {64: "TFC-shaped", 256: "SFC-shaped", 1024: "LFC-shaped"}.get(args.hidden, "custom")
     print(f"{shape} 1W1A mlp 784-{args.hidden}-{args.hidden}-{args.hidden}-10, {args.epochs} epochs on "
           f"4,000 MNIST images ({train_s:.1f} s); 1,000 test images; torch accuracy {np.mean(torch_pred == y_te):.2%}\n")
     print("| export | export s | compile s (import + validate + MST) | qonnx accuracy | mstbnn accuracy "
