@@ -18,17 +18,28 @@ __all__ = ["load_model", "compile_model", "add_commands"]
 
 
 
-def load_model(path) -> tuple:
-    """Read MODEL: a torch checkpoint (.pt) or an IR artefact (dir or network.json).
+def load_model(path, onnx_options: dict | None = None) -> tuple:
+    """Read MODEL: a torch checkpoint (.pt), a QONNX model (.onnx) or an IR artefact (dir or network.json).
 
     Returns (network, testset) where testset is a dict with ``x`` and ``y``
     (raw integer inputs and labels) when the model records its dataset, else None.
+    ``onnx_options`` go to :func:`mstbnn.compiler.qonnx_import.import_qonnx`
+    (input mapping, test set); they are refused for any other model.
     """
     from mstbnn.compiler import io
 
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path}: no such file or directory; give a model.pt from `mstbnn train` or a compiled artefact")
+        raise UserError(f"{path}: no such file or directory; give a model.pt from `mstbnn train`, a QONNX .onnx "
+                        "or a compiled artefact")
+    options = {k: v for k, v in (onnx_options or {}).items() if v is not None}
+    if path.suffix == ".onnx":
+        from mstbnn.compiler.qonnx_import import import_qonnx
+
+        return import_qonnx(path, **options)
+    if options:
+        flags = ", ".join("--" + k.replace("_", "-") for k in options)
+        raise UserError(f"{flags}: only for a QONNX model (.onnx); {path} is not one")
     if path.suffix == ".pt":
         from mstbnn.nn.export import load_checkpoint, load_test_set
 
@@ -42,7 +53,7 @@ def load_model(path) -> tuple:
     return net, testset
 
 
-def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False, log=print):
+def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False, onnx_options=None, log=print):
     """Schedule MODEL's binary layers and write the artefact to ``out_dir``.
 
     Returns the scheduled :class:`~mstbnn.compiler.ir.Network`.
@@ -54,7 +65,14 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
     from mstbnn.compiler.cost import format_table, network_cost
     from mstbnn.compiler.execute import run
 
-    net, testset = load_model(model)
+    net, testset = load_model(model, onnx_options)
+    source = (net.meta or {}).get("source") or {}
+    if source.get("format") == "qonnx" and "validated_inputs" in source:
+        ties = source.get("float_tie_breaks")
+        log(f"{Path(model).name}: every layer's bits and the predictions equal qonnx's execution on "
+            f"{source['validated_inputs']} {source['validated_on']} inputs"
+            + (f", except {ties} predictions where the float graph broke an exact tie of the integer scores by "
+               "rounding (mstbnn keeps the lowest class)" if ties else ""))
     if max_depth is not None and max_depth < 0:
         raise UserError(f"--max-depth must be >= 0, got {max_depth}")
     # A model trained against height-limited (or negation) trees keeps its saving
@@ -73,7 +91,8 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a directory; choose another -o")
-    files = {} if testset is None else {TESTSET: io.npz_bytes({"x": np.asarray(testset["x"]), "y": np.asarray(testset["y"])})}
+    files = {} if testset is None else {
+        TESTSET: io.npz_bytes({k: np.asarray(v) for k, v in testset.items() if k in ("x", "y") and v is not None})}
     io.save(scheduled, out_dir, stats=network_cost(scheduled), files=files)
     log(format_table(scheduled))
     return scheduled
@@ -86,6 +105,8 @@ def _cmd_compile(args) -> int:
         reuse=not args.no_reuse,
         max_depth=args.max_depth,
         negation=args.negation,
+        onnx_options={"input_scale": args.input_scale, "input_offset": args.input_offset,
+                      "test_set": args.test_set, "vectors": args.vectors},
     )
     print(f"wrote {Path(args.output) / 'network.json'}")
     return 0
@@ -98,13 +119,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="Build a minimum-height MST schedule for every binary layer and write the artefact "
         "(DIR/network.json + DIR/network.npz), printing a per-layer cost table.",
     )
-    p.add_argument("model", help="model.pt from `mstbnn train`, or an artefact directory / network.json")
+    p.add_argument("model", help="model.pt from `mstbnn train`, a QONNX model.onnx, or an artefact directory / network.json")
     p.add_argument("-o", "--output", required=True, help="artefact directory to write")
     p.add_argument("--max-depth", type=int, default=None, metavar="H",
                    help="limit tree height to H levels (default: the limit the model was trained with, else none)")
     p.add_argument("--negation", action="store_true",
                    help="allow negation edges, weight min(d, N - d) (default: on if the model was trained with them)")
     p.add_argument("--no-reuse", action="store_true", help="plain schedule: every channel a root (baseline)")
+    q = p.add_argument_group("QONNX models (.onnx, e.g. from brevitas.export.export_qonnx)")
+    q.add_argument("--input-scale", type=float, default=None, metavar="S",
+                   help="binary-input model: float input = raw * S + OFFSET (8-bit raw; FINN's MNIST models that "
+                        "compute 2x - 1 themselves: S = 1/255 = 0.00392156862745098)")
+    q.add_argument("--input-offset", type=float, default=None, metavar="OFFSET",
+                   help="see --input-scale (default 0; [-1, 1] preprocessing: S = 2/255, OFFSET = -1)")
+    q.add_argument("--test-set", default=None, metavar="NPZ",
+                   help="raw integer inputs x (and labels y) to validate the import on and ship with the artefact")
+    q.add_argument("--vectors", type=int, default=None, metavar="N",
+                   help="without --test-set: validate against qonnx on N seeded random inputs (default 256)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser(
