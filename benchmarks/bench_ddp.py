@@ -8,11 +8,16 @@ evaluation and rank 0's compile-step cost). Prints one markdown table: seconds
 per epoch, final test accuracy and XNORs per inference after reuse, and their
 difference against K = 1 on the same seed.
 
+``--float-order`` instead trains one process twice, with ``F.batch_norm`` and
+with the summed BatchNorm statistics of the data-parallel path (a 1-rank gloo
+group), and prints both histories: how far the float order alone moves a run.
+
 Usage::
 
     nice python benchmarks/bench_ddp.py --ks 1,2 --seeds 0,1,2 -- --epochs 60
     nice python benchmarks/bench_ddp.py --ks 1,2 --seeds 0 -- --model vgg_small --width 0.125 \\
         --dataset cifar_like.npz --input int --epochs 2
+    nice python benchmarks/bench_ddp.py --float-order -- --hidden 128,128 --epochs 6
 """
 
 from __future__ import annotations
@@ -54,6 +59,36 @@ def worker(out: str, train_args: list[str]) -> None:
         dist.close()
 
 
+def float_order(train_args: list[str]) -> None:
+    """One process, plain BatchNorm against the summed statistics of a 1-rank group: per-epoch loss and XNORs."""
+    import socket
+
+    import torch
+
+    from mstbnn.cli import build_parser
+    from mstbnn.nn.cli import setup, train_config
+    from mstbnn.nn.distributed import Launch, init_process_group
+    from mstbnn.nn.train import train
+
+    args = build_parser().parse_args(["train", *train_args, "-o", os.devnull])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    data, model = setup(args)
+    plain = train(model, data, train_config(args))
+    dist = init_process_group(Launch(0, 1, 0), torch.device("cpu"))
+    data, model = setup(args)
+    summed = train(model, data, train_config(args), dist=dist)
+    dist.close()
+    print(f"mstbnn train {' '.join(train_args)}: F.batch_norm vs summed statistics (1-rank gloo group)\n")
+    print("| epoch | loss | loss (summed) | test acc % | test acc % (summed) | XNORs | XNORs (summed) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for a, b in zip(plain, summed):
+        print(f"| {a['epoch']} | {a['loss']:.4f} | {b['loss']:.4f} | {a['test_acc']:.2f} | {b['test_acc']:.2f} | "
+              f"{a['xnor_reuse']:,} | {b['xnor_reuse']:,} |")
+
+
 def run(k: int, seed: int, train_args: list[str], tmp: Path) -> dict:
     out = tmp / f"k{k}-s{seed}.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -69,11 +104,16 @@ def main() -> None:
     p.add_argument("--ks", default="1,2", help="world sizes, comma-separated (default 1,2)")
     p.add_argument("--seeds", default="0", help="seeds, comma-separated (default 0)")
     p.add_argument("--json", default=None, help="also write the rows here")
+    p.add_argument("--float-order", action="store_true",
+                   help="one process: F.batch_norm against the summed statistics, per epoch")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("train_args", nargs="*", help="mstbnn train arguments (after --)")
     args = p.parse_args()
     if args.worker:
         worker(args.worker, args.train_args)
+        return
+    if args.float_order:
+        float_order(args.train_args)
         return
     ks = [int(k) for k in args.ks.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]

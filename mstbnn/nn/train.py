@@ -70,17 +70,22 @@ class TrainConfig:
 
 
 @contextlib.contextmanager
-def deterministic(threads: int = 1):
-    """Single-threaded, deterministic torch for the duration of the block."""
+def deterministic(threads: int = 1, warn_only: bool = False):
+    """Single-threaded, deterministic torch for the duration of the block.
+
+    ``warn_only``: a kernel without a deterministic version warns instead of
+    raising (on GPUs, where not every CUDA kernel has one).
+    """
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
     try:
         yield
     finally:
         torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
 def _device(model: BinaryNet) -> torch.device:
@@ -173,7 +178,7 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
     history: list[dict] = []
     if not leader:
         log, progress = None, False
-    with deterministic():
+    with deterministic(warn_only=device.type != "cpu"):
         torch.manual_seed(config.seed)
         gen = torch.Generator().manual_seed(config.seed)
         # Re-initialise from the seed so the result depends on the seed alone.
