@@ -5,6 +5,7 @@ process. Thread counts stay at one per process: the CI machine has 2 cores.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,8 +43,16 @@ def _torchrun(k: int, *args: str, script: Path | None = None, timeout: float = 3
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={k}", *target,
            "train", *args]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    return proc, time.monotonic() - t0
+    # Own session: on a timeout the launcher *and* its ranks are killed, no orphan keeps waiting.
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"torchrun did not finish within {timeout} s: a rank hangs")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), time.monotonic() - t0
 
 
 def _errors(text: str) -> list[str]:
