@@ -209,3 +209,30 @@ def test_malformed_launch_environment_is_one_line(tmp_path, capsys, monkeypatch,
     assert main(["train", "--quiet", "-o", str(tmp_path / "m.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+
+
+class _FakeDist:
+    """What `_agree` needs of a Dist: this rank, K, and every rank's set-up error."""
+
+    def __init__(self, rank, errors):
+        self.rank, self.world_size, self.leader, self._errors = rank, len(errors), rank == 0, errors
+
+    def gather(self, obj):
+        assert obj == self._errors[self.rank]
+        return list(self._errors)
+
+
+@pytest.mark.parametrize("errors,message", [
+    (["d.npz: not found", "d.npz: not found"], "d.npz: not found"),  # every rank alike: said once, plainly
+    ([None, "d.npz: not found"], "rank 1 of 2: d.npz: not found"),  # one rank: which one
+])
+def test_a_set_up_error_of_any_rank_stops_all_and_rank_0_says_it(errors, message):
+    from mstbnn.errors import UserError
+    from mstbnn.nn.cli import _agree, _QuietExit
+
+    with pytest.raises(UserError) as exc:
+        _agree(_FakeDist(0, errors), errors[0])
+    assert str(exc.value) == message
+    with pytest.raises(_QuietExit):
+        _agree(_FakeDist(1, errors), errors[1])
+    _agree(_FakeDist(0, [None, None]), None)  # nobody failed: training goes on
