@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mstbnn.errors import UserError
 
-__all__ = ["add_commands", "DEFAULT_LAMBDA"]
+__all__ = ["add_commands", "DEFAULT_LAMBDA", "setup", "train_config"]
 
 # Default regulariser strength (with --weighting xnor, --distance l1): on digits
 # mlp 64-256-256-10 about 19.8x total XNOR reduction at 1.3 points below plain
@@ -71,19 +71,48 @@ def add_commands(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cpu (default) or cuda: one GPU, or under torchrun the GPU of each local rank")
+    p.add_argument("--dist-timeout", type=float, default=None, metavar="SECONDS",
+                   help="under torchrun: how long a rank waits for the others in one collective before it "
+                        "stops with an error (default 600)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     p.add_argument("-o", "--output", required=True, help="checkpoint to write (model.pt)")
     p.set_defaults(func=_train)
 
 
 def _train(args) -> int:
-    import torch
+    """Single process, or one rank of ``torchrun --nproc-per-node K -m mstbnn train``.
 
-    from mstbnn.nn.data import load_dataset
-    from mstbnn.nn.export import save_checkpoint
-    from mstbnn.nn.models import build_model
-    from mstbnn.nn.train import TrainConfig, train
+    Under torchrun every rank runs this with the same arguments. An error all
+    ranks see alike (bad arguments, data, device) is printed once, by rank 0;
+    an error of one rank by that rank, and rank 0 adds one line if it loses
+    contact. Only rank 0 writes the checkpoint, after all ranks have finished.
+    """
+    from mstbnn.nn.distributed import DEFAULT_TIMEOUT, check_batch_size, launch_from_env, resolve_device
 
+    launch = launch_from_env()
+    try:
+        _check_args(args)
+        device = resolve_device(args.device, launch)
+        check_batch_size(args.batch_size, launch)
+    except UserError:
+        if launch.local_rank != 0:
+            return 2  # every rank found the same; local rank 0 says it
+        raise
+    if not launch.distributed:
+        return _train_ranks(args, device, None)
+    from mstbnn.nn.distributed import init_process_group
+
+    timeout = args.dist_timeout if args.dist_timeout is not None else DEFAULT_TIMEOUT
+    dist = init_process_group(launch, device, timeout)
+    try:
+        return _train_ranks(args, device, dist)
+    finally:
+        dist.close()
+
+
+def _check_args(args) -> None:
     if args.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {args.epochs}")
     if args.batch_size < 1:
@@ -92,9 +121,107 @@ def _train(args) -> int:
         raise UserError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
     if args.mst_lambda < 0:
         raise UserError(f"--mst-lambda must be >= 0, got {args.mst_lambda}")
+    if args.dist_timeout is not None and not args.dist_timeout > 0:
+        raise UserError(f"--dist-timeout must be a positive number of seconds, got {args.dist_timeout}")
     out = Path(args.output)
     if out.is_dir():
         raise UserError(f"-o {out} is a directory; give a file name such as {out / 'model.pt'}")
+
+
+def _agree(dist, error: str | None) -> None:
+    """Stop every rank if any rank failed its set-up; rank 0 prints the error once."""
+    if dist is None:
+        if error:
+            raise UserError(error)
+        return
+    errors = dist.gather(error)
+    failed = [(r, e) for r, e in enumerate(errors) if e]
+    if not failed:
+        return
+    if not dist.leader:
+        raise _QuietExit()
+    r, first = failed[0]
+    same = len(failed) == dist.world_size and all(e == first for _, e in failed)
+    raise UserError(first if same else f"rank {r} of {dist.world_size}: {first}")
+
+
+class _QuietExit(Exception):
+    """This rank stops with exit code 2; another rank reports why."""
+
+
+def _train_ranks(args, device, dist) -> int:
+    try:
+        return _train_rank(args, device, dist)
+    except _QuietExit:
+        return 2
+
+
+def _train_rank(args, device, dist) -> int:
+    from mstbnn.nn.distributed import is_comm_failure
+    from mstbnn.nn.export import save_checkpoint
+    from mstbnn.nn.train import train
+
+    leader = dist is None or dist.leader
+    out = Path(args.output)
+    error, made = None, None
+    try:
+        made = setup(args)
+    except UserError as exc:
+        error = str(exc)
+    _agree(dist, error)
+    data, model = made
+    config = train_config(args)
+    log = None if args.quiet or not leader else (lambda line: print(line, file=sys.stderr))
+    try:
+        history = train(model, data, config, progress=leader and not args.quiet and sys.stderr.isatty(), log=log,
+                        dist=dist, device=device)
+    except Exception as exc:
+        if dist is None or not is_comm_failure(exc):
+            raise
+        if not dist.leader:
+            raise _QuietExit() from None
+        raise UserError(f"rank 0 of {dist.world_size}: training stopped, another rank failed or did not answer "
+                        f"within --dist-timeout {dist.timeout:g} s ({str(exc).splitlines()[0][:160]}); "
+                        f"no checkpoint written") from None
+    # Recorded so `mstbnn compile` can ship the test set beside the artefact for simulation.
+    model.config["dataset"] = {"name": args.dataset, "data_dir": args.data_dir}
+    status = None
+    if leader:
+        try:
+            save_checkpoint(model, out, history)
+        except UserError as exc:
+            status = str(exc)
+    if dist is not None:
+        # Every rank exits with the write's outcome; torchrun reports the job's status.
+        status = dist.broadcast(status)
+    if status:
+        if not leader:
+            return 2
+        raise UserError(status)
+    if leader:
+        last = history[-1]
+        print(f"test accuracy {last['test_acc']:.2f}%  total XNOR reduction {last['xnor_ratio']:.2f}x "
+              f"({last['xnor_plain']} -> {last['xnor_reuse']} XNORs, height {last['max_height']})  wrote {out}")
+    return 0
+
+
+def train_config(args):
+    """The :class:`~mstbnn.nn.train.TrainConfig` of parsed ``mstbnn train`` arguments."""
+    from mstbnn.nn.train import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       mst_lambda=args.mst_lambda, mst_every=args.mst_every, mst_warmup=args.mst_warmup,
+                       mst_ramp=args.mst_ramp, max_depth=args.max_depth, negation=args.negation,
+                       distance=args.distance, finetune_epochs=args.finetune_epochs, weighting=args.weighting)
+
+
+def setup(args):
+    """Data set and untrained model (every rank alike)."""
+    import torch
+
+    from mstbnn.nn.data import load_dataset
+    from mstbnn.nn.models import build_model
+
     data = load_dataset(args.dataset, args.data_dir)
     if args.model != "mlp":
         data = data.as_images()
@@ -111,17 +238,4 @@ def _train(args) -> int:
         if bound >= 1 << 24:
             raise UserError(f"--input int: first-layer sums reach {bound}, beyond float32's exact integers (2^24); "
                             "quantise the inputs to fewer bits or use --input threshold")
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         mst_lambda=args.mst_lambda, mst_every=args.mst_every, mst_warmup=args.mst_warmup,
-                         mst_ramp=args.mst_ramp, max_depth=args.max_depth, negation=args.negation,
-                         distance=args.distance, finetune_epochs=args.finetune_epochs,
-                         weighting=args.weighting)
-    log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
-    history = train(model, data, config, progress=not args.quiet and sys.stderr.isatty(), log=log)
-    # Recorded so `mstbnn compile` can ship the test set beside the artefact for simulation.
-    model.config["dataset"] = {"name": args.dataset, "data_dir": args.data_dir}
-    save_checkpoint(model, out, history)
-    last = history[-1]
-    print(f"test accuracy {last['test_acc']:.2f}%  total XNOR reduction {last['xnor_ratio']:.2f}x "
-          f"({last['xnor_plain']} -> {last['xnor_reuse']} XNORs, height {last['max_height']})  wrote {out}")
-    return 0
+    return data, model

@@ -16,11 +16,13 @@ Checkpoints (``model.pt``) hold the model config and state dict;
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mstbnn.artefact import atomic_write
 from mstbnn.compiler.ir import BinaryConv2d, BinaryDense, InputQuantizer, MaxPool, Network, Threshold
 from mstbnn.errors import UserError
 from mstbnn.nn.layers import BatchNorm, BinaryLinear, binarize
@@ -141,14 +143,10 @@ def save_checkpoint(model: BinaryNet, path: str | Path, history: list | None = N
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "history": history or [],
     }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(payload, tmp)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, buf.getvalue())
     return path
 
 

@@ -155,7 +155,15 @@ class BatchNorm(nn.Module):
         scale = self.eval_scale().reshape(shape)
         return (y - self.running_mean.reshape(shape)) * scale + self.bias.reshape(shape)
 
+    # Set by data-parallel training (mstbnn.nn.distributed): training-mode
+    # statistics over the global batch of all ranks instead of this rank's shard.
+    sync = False
+
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self.training and self.sync:
+            from mstbnn.nn.distributed import sync_batch_norm
+
+            return sync_batch_norm(y, self)
         if self.training:
             return F.batch_norm(y, self.running_mean, self.running_var, self.weight, self.bias,
                                 training=True, momentum=self.momentum, eps=self.eps)

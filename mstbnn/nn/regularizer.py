@@ -102,18 +102,32 @@ class MSTRegularizer:
 
     def rebuild(self) -> None:
         """Rebuild every layer's tree from sign(latent weights)."""
+        self.set_schedules(self.build_schedules())
+
+    def build_schedules(self) -> list:
+        """Each layer's tree (a compiler Schedule) from sign(latent weights), without installing them."""
         from mstbnn.compiler.mst import build_schedule
 
-        for li, layer in enumerate(self.layers):
-            bits = (layer.latent_matrix().detach() >= 0).cpu().numpy()
-            sched = build_schedule(bits, max_depth=self.max_depth, negation=self.negation)
+        return [build_schedule((layer.latent_matrix().detach() >= 0).cpu().numpy(), max_depth=self.max_depth,
+                               negation=self.negation) for layer in self.layers]
+
+    def set_schedules(self, schedules: list) -> None:
+        """Pull toward these trees from now on (one per layer; e.g. rank 0's, broadcast to every rank)."""
+        if len(schedules) != len(self.layers):
+            raise ValueError("need one schedule per layer")
+        for li, (layer, sched) in enumerate(zip(self.layers, schedules)):
             children = np.flatnonzero(sched.parent >= 0)
             parents = sched.parent[children]
             sign = np.where(sched.negate[children], -1.0, 1.0)
+            device = layer.latent_matrix().device
             self.schedules[li] = sched
-            self._edges[li] = (torch.as_tensor(children, dtype=torch.long),
-                               torch.as_tensor(parents, dtype=torch.long),
-                               torch.as_tensor(sign, dtype=torch.float32)[:, None])
+            self._edges[li] = (torch.as_tensor(children, dtype=torch.long, device=device),
+                               torch.as_tensor(parents, dtype=torch.long, device=device),
+                               torch.as_tensor(sign, dtype=torch.float32, device=device)[:, None])
+
+    @property
+    def built(self) -> bool:
+        return all(e is not None for e in self._edges)
 
     def _edge_distance(self, child: torch.Tensor, parent: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         if self.distance == "l2":

@@ -2,12 +2,15 @@
 
 Deterministic: one seed fixes the initial weights and the batch order;
 torch runs single-threaded with deterministic algorithms while training, so
-the same seed gives the same checkpoint, bit for bit.
+the same seed gives the same checkpoint, bit for bit. With a
+:class:`~mstbnn.nn.distributed.Dist` (torchrun), K ranks split every global
+batch; see :mod:`mstbnn.nn.distributed` for what stays equal to one process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from dataclasses import dataclass
 
@@ -16,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from mstbnn.nn.data import Dataset
+from mstbnn.nn.layers import BatchNorm
 from mstbnn.nn.models import BinaryNet
 from mstbnn.nn.regularizer import MSTRegularizer, lambda_at, xnor_layer_weights
 
@@ -66,17 +70,26 @@ class TrainConfig:
 
 
 @contextlib.contextmanager
-def deterministic(threads: int = 1):
-    """Single-threaded, deterministic torch for the duration of the block."""
+def deterministic(threads: int = 1, warn_only: bool = False):
+    """Single-threaded, deterministic torch for the duration of the block.
+
+    ``warn_only``: a kernel without a deterministic version warns instead of
+    raising (on GPUs, where not every CUDA kernel has one).
+    """
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
     try:
         yield
     finally:
         torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+
+
+def _device(model: BinaryNet) -> torch.device:
+    return model.log_score_scale.device
 
 
 @torch.no_grad()
@@ -84,17 +97,22 @@ def predict(model: BinaryNet, x: np.ndarray, batch_size: int = 1024) -> np.ndarr
     """Eval-mode class predictions (argmax of the integer scores, lowest index on ties)."""
     was_training = model.training
     model.eval()
+    device = _device(model)
     out = []
     for i in range(0, len(x), batch_size):
-        scores = model(torch.as_tensor(x[i: i + batch_size]))
-        out.append(torch.argmax(scores, dim=1).numpy())
+        scores = model(torch.as_tensor(x[i: i + batch_size]).to(device))
+        out.append(torch.argmax(scores, dim=1).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def evaluate(model: BinaryNet, x: np.ndarray, y: np.ndarray) -> float:
-    """Eval-mode accuracy in percent."""
-    return float((predict(model, x) == y).mean() * 100.0)
+def evaluate(model: BinaryNet, x: np.ndarray, y: np.ndarray, dist=None) -> float:
+    """Eval-mode accuracy in percent; with ``dist`` each rank predicts every K-th sample and the counts are summed."""
+    if dist is None:
+        return float((predict(model, x) == y).mean() * 100.0)
+    part = slice(dist.rank, None, dist.world_size)
+    (correct,) = dist.sum([int((predict(model, x[part]) == y[part]).sum())])
+    return float(np.float64(correct) / len(y) * 100.0)
 
 
 def network_stats(model: BinaryNet, *, max_depth: int | None = None, negation: bool = False) -> dict:
@@ -103,12 +121,35 @@ def network_stats(model: BinaryNet, *, max_depth: int | None = None, negation: b
     from mstbnn.compiler.cost import network_cost
     from mstbnn.nn.export import to_network
 
+    if _device(model).type != "cpu":
+        model = copy.deepcopy(model).cpu()  # the export folds BatchNorm with CPU tensors
     net = schedule_network(to_network(model), max_depth=max_depth, negation=negation)
     return network_cost(net)
 
 
+class _Logits(torch.nn.Module):
+    """What DistributedDataParallel wraps: its forward is the loss's input, ``model.logits``."""
+
+    def __init__(self, model: BinaryNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(x)
+
+
+def _data_parallel(model: BinaryNet, dist):
+    """DDP over the parameters that currently train (rebuilt when the fine-tune freezes the binary weights)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [dist.device] if dist.device.type == "cuda" else None
+    # Buffers (BN running statistics) are equal on every rank already: sync_batch_norm
+    # updates them from the all-reduced statistics.
+    return DistributedDataParallel(_Logits(model), device_ids=ids, forward_sync_buffers=False)
+
+
 def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: bool = False,
-          log=None) -> list[dict]:
+          log=None, dist=None, device=None) -> list[dict]:
     """Train ``model`` in place; return the per-epoch history.
 
     Each history entry: epoch, lambda, loss, penalty, train_acc, test_acc,
@@ -116,13 +157,28 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
     storage_ratio, max_height (trees as the compile step builds them).
 
     ``log`` (callable taking a str) receives one line per epoch.
+
+    ``dist`` (:class:`mstbnn.nn.distributed.Dist`): train as one of K ranks
+    on its device; ``config.batch_size`` is the global batch (K must divide
+    it). Only rank 0 logs and gets the history (other ranks get ``[]``).
+    ``device``: where a single process trains (default CPU).
+    The model is back on the CPU, in eval mode, when this returns.
     """
+    world = dist.world_size if dist is not None else 1
+    rank = dist.rank if dist is not None else 0
+    leader = rank == 0
+    device = dist.device if dist is not None else torch.device(device or "cpu")
+    if config.batch_size % world:
+        raise ValueError(f"batch size {config.batch_size} is not divisible by the world size {world}")
     model.config["input_bits"] = int(data.bits)
     model.config["input_signed"] = bool(data.signed)
     model.config["train"] = {"max_depth": config.max_depth, "negation": bool(config.negation),
-                             "mst_lambda": float(config.mst_lambda), "seed": int(config.seed)}
+                             "mst_lambda": float(config.mst_lambda), "seed": int(config.seed),
+                             "world_size": int(world)}
     history: list[dict] = []
-    with deterministic():
+    if not leader:
+        log, progress = None, False
+    with deterministic(warn_only=device.type != "cpu"):
         torch.manual_seed(config.seed)
         gen = torch.Generator().manual_seed(config.seed)
         # Re-initialise from the seed so the result depends on the seed alone.
@@ -147,6 +203,13 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                                                [c.out_channels * c.fan_in for c in costs])
         elif config.weighting != "layer":
             raise ValueError(f"unknown weighting {config.weighting!r}; expected 'xnor' or 'layer'")
+        model.to(device)
+        forward = model.logits
+        if dist is not None:
+            for m in model.modules():
+                if isinstance(m, BatchNorm):
+                    m.sync = True
+            forward = _data_parallel(model, dist)
         reg = MSTRegularizer(model.binary_layers(), max_depth=config.max_depth, negation=config.negation,
                              distance=config.distance, margin=config.margin, layer_weights=layer_weights)
         every = config.mst_every if config.mst_every > 0 else steps_per_epoch
@@ -166,6 +229,8 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                     w.requires_grad_(False)
                 opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr * 0.1)
                 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+                if dist is not None:
+                    forward = _data_parallel(model, dist)
             lam = 0.0 if finetune else lambda_at(epoch, config.mst_lambda, config.mst_warmup, config.mst_ramp)
             model.train()
             perm = torch.randperm(n, generator=gen)
@@ -173,13 +238,26 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
             correct = 0
             for b in range(steps_per_epoch):
                 idx = perm[b * config.batch_size: (b + 1) * config.batch_size]
-                xb, yb = x_train[idx], y_train[idx]
-                logits = model.logits(xb)
-                loss = F.cross_entropy(logits, yb)
+                # DistributedSampler's striding within the global batch: the K shards are exactly it.
+                mine = idx[rank::world] if world > 1 else idx
+                xb, yb = x_train[mine].to(device), y_train[mine].to(device)
+                logits = forward(xb)
+                if dist is None:
+                    loss = F.cross_entropy(logits, yb)
+                    sample_loss_sum = float(loss.detach()) * len(idx)
+                else:
+                    # Sum over this shard / global batch size, times K against DDP's average
+                    # over ranks: the gradient of the global batch's mean loss.
+                    shard_sum = F.cross_entropy(logits, yb, reduction="sum")
+                    loss = shard_sum * (world / len(idx))
+                    sample_loss_sum = float(shard_sum.detach())
                 total = loss
                 if lam > 0:
-                    if step % every == 0 or reg.schedules[0] is None:
-                        reg.rebuild()
+                    if step % every == 0 or not reg.built:
+                        if dist is None:
+                            reg.rebuild()
+                        else:  # rank 0's trees on every rank
+                            reg.set_schedules(dist.broadcast(reg.build_schedules() if leader else None))
                     pen = reg.penalty()
                     total = loss + lam * pen
                     pen_sum += float(pen.detach()) * len(idx)
@@ -191,9 +269,14 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                     for w in latents:
                         w.clamp_(-1.0, 1.0)
                 model.clamp_bn_scale()
-                loss_sum += float(loss.detach()) * len(idx)
+                loss_sum += sample_loss_sum
                 correct += int((logits.argmax(1) == yb).sum())
                 step += 1
+            if dist is not None:
+                loss_sum, correct = dist.sum([loss_sum, correct])
+            test_acc = evaluate(model, data.x_test, data.y_test, dist)
+            if not leader:
+                continue
             stats = network_stats(model, max_depth=config.max_depth, negation=config.negation)
             entry = {
                 "epoch": epoch + 1,
@@ -201,7 +284,7 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                 "loss": loss_sum / n,
                 "penalty": pen_sum / n,
                 "train_acc": 100.0 * correct / n,
-                "test_acc": evaluate(model, data.x_test, data.y_test),
+                "test_acc": test_acc,
                 "mst_weight": int(sum(l["mst_weight"] for l in stats["layers"])),
                 "xnor_plain": stats["xnor_plain"],
                 "xnor_reuse": stats["xnor_reuse"],
@@ -227,6 +310,10 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
             bar.close()
         for w in latents:
             w.requires_grad_(True)
+        for m in model.modules():
+            if isinstance(m, BatchNorm):
+                m.sync = False
+    model.cpu()
     model.eval()
     return history
 

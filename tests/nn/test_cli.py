@@ -19,7 +19,7 @@ def test_train_writes_loadable_checkpoint_and_final_line(tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("test accuracy ") and "total XNOR reduction" in line
     net = load_checkpoint(out)
-    assert net.meta["train"] == {"max_depth": 3, "negation": True, "mst_lambda": 3.0, "seed": 0}
+    assert net.meta["train"] == {"max_depth": 3, "negation": True, "mst_lambda": 3.0, "seed": 0, "world_size": 1}
     assert [l.kind for l in net.layers] == ["input", "dense", "threshold", "dense"]
 
 
