@@ -45,10 +45,12 @@ def load_model(path) -> tuple:
     return net, testset
 
 
-def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False, log=print):
+def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False, cost=None, log=print):
     """Schedule MODEL's binary layers and write the artefact to ``out_dir``.
 
-    Returns the scheduled :class:`~mstbnn.compiler.ir.Network`.
+    ``cost`` (``"xnor"`` or ``"luts"``, what the trees minimise) defaults to
+    the training's, else ``"xnor"``. Returns the scheduled
+    :class:`~mstbnn.compiler.ir.Network`.
     """
     import numpy as np
 
@@ -66,7 +68,9 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
     if max_depth is None:
         max_depth = trained.get("max_depth")
     negation = negation or bool(trained.get("negation"))
-    scheduled = schedule_network(net, reuse=reuse, max_depth=max_depth, negation=negation)
+    if cost is None:
+        cost = trained.get("cost", "xnor")
+    scheduled = schedule_network(net, reuse=reuse, max_depth=max_depth, negation=negation, cost=cost)
     if testset is not None:
         # A compiled artefact must compute exactly what it was compiled from.
         direct = run(net, testset["x"]).classes
@@ -92,6 +96,7 @@ def _cmd_compile(args) -> int:
         reuse=not args.no_reuse,
         max_depth=args.max_depth,
         negation=args.negation,
+        cost=args.cost,
     )
     print(f"wrote {Path(args.output) / 'network.json'}")
     return 0
@@ -111,6 +116,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negation", action="store_true",
                    help="allow negation edges, weight min(d, N - d) (default: on if the model was trained with them)")
     p.add_argument("--no-reuse", action="store_true", help="plain schedule: every channel a root (baseline)")
+    p.add_argument("--cost", choices=("xnor", "luts"), default=None,
+                   help="what the trees minimise: XNOR count (xnor) or the unrolled engine's LUT model (luts); "
+                        "default: what the model was trained with, else xnor")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser(
