@@ -510,6 +510,7 @@ def plot_frontier(analysis: dict, path, title: str) -> None:
     import io as _io
 
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -528,6 +529,12 @@ def plot_frontier(analysis: dict, path, title: str) -> None:
             ax.step([p["luts"] for p in f], [p["accuracy"] for p in f], where="post", color=color, lw=1.8,
                     label=f"{label} frontier", marker=marker)
     ax.set_xscale("log")
+    plain_numbers = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+    ax.xaxis.set_major_formatter(plain_numbers)
+    lo, hi = ax.get_xlim()
+    # Label minor ticks only when the plot spans less than a decade (else no major tick may show).
+    ax.xaxis.set_minor_formatter(plain_numbers if hi / lo < 10 else matplotlib.ticker.NullFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("LUT4-eq (yosys)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
@@ -554,7 +561,7 @@ def _write_outputs(out: Path, grid: Grid, specs: list[dict], records: dict, comm
     atomic_write(out / SWEEP_JSON, json.dumps(result, indent=1, sort_keys=True) + "\n")
     if final:
         atomic_write(out / FRONTIER_MD, format_frontier({**result, "analysis": analysis}, grid, command))
-        plot_frontier(analysis, out / FRONTIER_PNG, f"{grid.dataset} on {grid.family}: accuracy vs LUT4-eq")
+        plot_frontier(analysis, out / FRONTIER_PNG, f"{Path(grid.dataset).name} on {grid.family}: accuracy vs LUT4-eq")
     result["analysis"] = analysis
     return result
 
