@@ -33,7 +33,9 @@ GRIDS = {
     "digits": {"widths": "16,32,64,128,256", "lambdas": "0,2,4,8", "max_depths": "6", "seeds": "0", "epochs": "40"},
     "mnist5k": {"widths": "32,64,128,256", "lambdas": "0,2,8", "max_depths": "6", "seeds": "0", "epochs": "40"},
 }
-TINY = {"widths": "8,16", "lambdas": "0,2", "max_depths": "4", "seeds": "0", "epochs": "3"}
+# Warm-up and ramp 0: in 3 epochs the regulariser would otherwise never start.
+TINY = {"widths": "8,16", "lambdas": "0,2", "max_depths": "4", "seeds": "0", "epochs": "3", "mst_warmup": "0",
+        "mst_ramp": "0"}
 TARGETS = {"digits": {"ratio": 2.0, "xnor": 20.0}, "mnist5k": {"ratio": 3.0, "xnor": 30.0}}
 TIME_TARGET_S = 30 * 60
 
