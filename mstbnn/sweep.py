@@ -444,7 +444,8 @@ def engine_points(records: list[dict], device: str) -> dict:
                               "accuracy": r["accuracy"], "luts": m["luts"], "ffs": m["ffs"],
                               "lambda": r["network"]["lambda"], "width": r["network"]["width"],
                               "xnor_ratio": r["xnor_ratio"],
-                              "fmax_mhz": ((r.get("placed") or {}).get(engine) or {}).get("fmax_mhz")})
+                              "fmax_mhz": ((r.get("placed") or {}).get(engine) or {}).get("fmax_mhz"),
+                              "fmax_device": ((r.get("placed") or {}).get(engine) or {}).get("device")})
     return out
 
 
@@ -488,7 +489,7 @@ def format_frontier(result: dict, grid: Grid, command: str) -> str:
         lines += ["", f"## {title}", "", "| engine | accuracy | LUT4-eq | FF | XNOR reduction | Fmax |",
                   "|---|---:|---:|---:|---:|---:|"]
         for p in a[key]:
-            fmax = "" if p.get("fmax_mhz") is None else f"{p['fmax_mhz']:.1f} MHz"
+            fmax = "" if p.get("fmax_mhz") is None else f"{p['fmax_mhz']:.1f} MHz ({p['fmax_device']})"
             lines.append(f"| {p['id']} | {p['accuracy']:.2f} % | {p['luts']:,} | {p['ffs']:,} | "
                          f"{p['xnor_ratio']:.2f}x | {fmax} |")
     lines += ["", "## Every network", "",
