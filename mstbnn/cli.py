@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "mstbnn.hw.cli",
     "mstbnn.sim.cli",
     "mstbnn.boards.cli",
+    "mstbnn.sweep",
     "mstbnn.report",
 )
 

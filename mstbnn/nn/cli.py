@@ -67,6 +67,8 @@ def add_commands(subparsers) -> None:
                    help="extra epochs training only BatchNorm with the binary weights frozen")
     p.add_argument("--max-depth", type=_depth, default=None, help="tree height limit to train against")
     p.add_argument("--negation", action="store_true", help="allow negation edges")
+    p.add_argument("--cost", choices=("xnor", "luts"), default="xnor",
+                   help="what the trees minimise: XNOR count (default) or the unrolled engine's LUT model (luts)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-2)
@@ -212,7 +214,8 @@ def train_config(args):
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        mst_lambda=args.mst_lambda, mst_every=args.mst_every, mst_warmup=args.mst_warmup,
                        mst_ramp=args.mst_ramp, max_depth=args.max_depth, negation=args.negation,
-                       distance=args.distance, finetune_epochs=args.finetune_epochs, weighting=args.weighting)
+                       distance=args.distance, finetune_epochs=args.finetune_epochs, weighting=args.weighting,
+                       cost=args.cost)
 
 
 def setup(args):

@@ -2,8 +2,9 @@
 
 Every K steps the tree of each binary layer is rebuilt from the signs of the
 latent weights with the compiler's own MST code
-(:func:`mstbnn.compiler.mst.build_schedule`, the same trees the compile step
-will build, with the same depth limit and negation option). Between rebuilds
+(:func:`mstbnn.compiler.compile.build_layer_schedule`, the same trees the
+compile step will build, with the same depth limit, negation option and tree
+cost). Between rebuilds
 the penalty is
 
     sum over layers  a_l * sum over edges (parent i -> child j)  dist(w_j, s * w_i)
@@ -81,10 +82,16 @@ class MSTRegularizer:
         Multiplier of each layer's edge sum. Default ``1 / (C * N)`` (every
         layer counts the same); :func:`xnor_layer_weights` weighs each weight
         by the XNORs it costs per inference instead.
+    cost : {"xnor", "luts"}
+        What the trees minimise, as in ``mstbnn compile --cost``
+        (:func:`mstbnn.compiler.compile.build_layer_schedule`).
+    leaves : list of (int, int) or None
+        Per layer, the range of one term for the LUT model ((0, 1) for XNOR
+        bits, the default; an integer-input first layer's is wider).
     """
 
     def __init__(self, layers, *, max_depth: int | None = None, negation: bool = False, distance: str = "l1",
-                 margin: float = 0.05, layer_weights=None):
+                 margin: float = 0.05, layer_weights=None, cost: str = "xnor", leaves=None):
         if distance not in DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
         self.layers = list(layers)
@@ -97,6 +104,8 @@ class MSTRegularizer:
         self.negation = negation
         self.distance = distance
         self.margin = float(margin)
+        self.cost = cost
+        self.leaves = [(0, 1)] * len(self.layers) if leaves is None else [tuple(x) for x in leaves]
         self.schedules = [None] * len(self.layers)
         self._edges = [None] * len(self.layers)
 
@@ -106,10 +115,11 @@ class MSTRegularizer:
 
     def build_schedules(self) -> list:
         """Each layer's tree (a compiler Schedule) from sign(latent weights), without installing them."""
-        from mstbnn.compiler.mst import build_schedule
+        from mstbnn.compiler.compile import build_layer_schedule
 
-        return [build_schedule((layer.latent_matrix().detach() >= 0).cpu().numpy(), max_depth=self.max_depth,
-                               negation=self.negation) for layer in self.layers]
+        return [build_layer_schedule((layer.latent_matrix().detach() >= 0).cpu().numpy(), max_depth=self.max_depth,
+                                     negation=self.negation, cost=self.cost, leaf=self.leaves[li])
+                for li, layer in enumerate(self.layers)]
 
     def set_schedules(self, schedules: list) -> None:
         """Pull toward these trees from now on (one per layer; e.g. rank 0's, broadcast to every rank)."""

@@ -47,6 +47,9 @@ class TrainConfig:
     weighting : {"layer", "xnor"}
         Per-layer penalty factor: 1 / (C * N), or the layer's XNORs per
         inference share (see :func:`mstbnn.nn.regularizer.xnor_layer_weights`).
+    cost : {"xnor", "luts"}
+        What the trees minimise (as ``mstbnn compile --cost``); recorded so
+        the compile step builds the same trees.
     finetune_epochs : int
         Extra epochs at the end with the binary weights frozen (so the trees
         and the XNOR count are final) training only BatchNorm and the score
@@ -67,6 +70,7 @@ class TrainConfig:
     margin: float = 0.05
     finetune_epochs: int = 0
     weighting: str = "xnor"
+    cost: str = "xnor"
 
 
 @contextlib.contextmanager
@@ -115,7 +119,8 @@ def evaluate(model: BinaryNet, x: np.ndarray, y: np.ndarray, dist=None) -> float
     return float(np.float64(correct) / len(y) * 100.0)
 
 
-def network_stats(model: BinaryNet, *, max_depth: int | None = None, negation: bool = False) -> dict:
+def network_stats(model: BinaryNet, *, max_depth: int | None = None, negation: bool = False,
+                  cost: str = "xnor") -> dict:
     """Compile-step view of the current weights: XNORs plain / reuse, ratio, storage, height."""
     from mstbnn.compiler.compile import schedule_network
     from mstbnn.compiler.cost import network_cost
@@ -123,7 +128,7 @@ def network_stats(model: BinaryNet, *, max_depth: int | None = None, negation: b
 
     if _device(model).type != "cpu":
         model = copy.deepcopy(model).cpu()  # the export folds BatchNorm with CPU tensors
-    net = schedule_network(to_network(model), max_depth=max_depth, negation=negation)
+    net = schedule_network(to_network(model), max_depth=max_depth, negation=negation, cost=cost)
     return network_cost(net)
 
 
@@ -175,6 +180,8 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
     model.config["train"] = {"max_depth": config.max_depth, "negation": bool(config.negation),
                              "mst_lambda": float(config.mst_lambda), "seed": int(config.seed),
                              "world_size": int(world)}
+    if config.cost != "xnor":  # absent for xnor: checkpoints stay as before
+        model.config["train"]["cost"] = config.cost
     history: list[dict] = []
     if not leader:
         log, progress = None, False
@@ -203,6 +210,11 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                                                [c.out_channels * c.fan_in for c in costs])
         elif config.weighting != "layer":
             raise ValueError(f"unknown weighting {config.weighting!r}; expected 'xnor' or 'layer'")
+        from mstbnn.compiler.compile import layer_leaf
+        from mstbnn.nn.export import to_network
+
+        first = to_network(model)
+        leaves = [layer_leaf(first, i) for i, _ in first.binary_layers()]
         model.to(device)
         forward = model.logits
         if dist is not None:
@@ -211,7 +223,8 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
                     m.sync = True
             forward = _data_parallel(model, dist)
         reg = MSTRegularizer(model.binary_layers(), max_depth=config.max_depth, negation=config.negation,
-                             distance=config.distance, margin=config.margin, layer_weights=layer_weights)
+                             distance=config.distance, margin=config.margin, layer_weights=layer_weights,
+                             cost=config.cost, leaves=leaves)
         every = config.mst_every if config.mst_every > 0 else steps_per_epoch
         latents = [layer.weight for layer in model.binary_layers()]
         bar = None
@@ -277,7 +290,7 @@ def train(model: BinaryNet, data: Dataset, config: TrainConfig, *, progress: boo
             test_acc = evaluate(model, data.x_test, data.y_test, dist)
             if not leader:
                 continue
-            stats = network_stats(model, max_depth=config.max_depth, negation=config.negation)
+            stats = network_stats(model, max_depth=config.max_depth, negation=config.negation, cost=config.cost)
             entry = {
                 "epoch": epoch + 1,
                 "lambda": lam,

@@ -37,6 +37,27 @@ def test_network_estimate_families():
         engine.resource_estimate("virtex")
 
 
+@pytest.mark.parametrize("levels_per_stage", [1, 2, 3])
+def test_compiler_tree_model_is_the_generated_popcount_tree(levels_per_stage):
+    """The compiler's LUT model (--cost luts) prices the tree the hw generator builds, adder by adder."""
+    from mstbnn.compiler.lutcost import FEATURES, bit_width, popcount_tree_features
+    from mstbnn.hw.components import XnorPopcount, width_of
+
+    for lo, hi in [(0, 0), (0, 1), (0, 7), (0, 8), (-1, 0), (-8, 7), (-9, 3), (-3, 200), (-200, -5)]:
+        assert bit_width(lo, hi) == width_of(lo, hi), (lo, hi)
+    for n in list(range(1, 70)) + [100, 127, 128, 129, 255, 784]:
+        t = XnorPopcount(np.ones(n, dtype=bool), adder_levels_per_stage=levels_per_stage)
+        t._MustUse__silence = True
+        want = dict.fromkeys(FEATURES, 0)
+        for i in range(1, len(t._levels)):
+            for j in range(len(t._levels[i - 1]) // 2):
+                w = width_of(*t._levels[i][j])
+                kind = "comb_add_bits" if i not in t._registered else "reg_add_bits" if w >= 4 else "small_add_bits"
+                want[kind] += w
+        assert popcount_tree_features(n, levels_per_stage) == want, n
+        assert sum(want.values()) == sum(t.adders)
+
+
 def test_edge_cost_grows_with_d_and_turns_far_children_into_roots():
     n = 32
     cost = edge_cost(n)
