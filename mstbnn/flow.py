@@ -34,14 +34,16 @@ def load_model(path) -> tuple:
         from mstbnn.nn.export import load_checkpoint, load_test_set
 
         return load_checkpoint(path), load_test_set(path)
+    from mstbnn.artefact import read_testset
+
     net = io.load(path)
     root = path if path.is_dir() else path.parent
     testset = None
     if (root / TESTSET).is_file():
-        import numpy as np
-
-        with np.load(root / TESTSET) as f:
-            testset = {"x": f["x"], "y": f["y"]}
+        x, y = read_testset(root / TESTSET, net.input.shape, net.input.value_range)
+        if y is None:
+            raise UserError(f"{root / TESTSET}: no labels y; recompile the artefact from its model.pt")
+        testset = {"x": x, "y": y}
     return net, testset
 
 
@@ -57,9 +59,12 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
     from mstbnn.compiler.cost import format_table, network_cost
     from mstbnn.compiler.execute import run
 
-    net, testset = load_model(model)
     if max_depth is not None and max_depth < 0:
         raise UserError(f"--max-depth must be >= 0, got {max_depth}")
+    from mstbnn.checks import writable_output
+
+    writable_output("-o", out_dir, directory=True)
+    net, testset = load_model(model)
     # A model trained against height-limited (or negation) trees keeps its saving
     # only when compiled the same way: default to the training's settings.
     trained = (net.meta or {}).get("train") or {}
@@ -74,8 +79,6 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
         if not np.array_equal(direct, reuse_classes):  # pragma: no cover - would be a compiler bug
             raise RuntimeError("reuse executor disagrees with direct executor on the test set")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: exists and is not a directory; choose another -o")
     io.save(scheduled, out_dir, stats=network_cost(scheduled))
     if testset is not None:
         tmp = out_dir / (TESTSET + ".tmp")
@@ -259,7 +262,27 @@ def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, m
     return summary
 
 
+def _check_demo_args(args) -> None:
+    """Every demo option, before the first training step (the steps would refuse them only later)."""
+    from mstbnn import checks
+    from mstbnn.nn.cli import _widths
+    from mstbnn.sim.cli import MAX_VECTORS, VERILATOR_SPACES
+
+    checks.writable_output("-o", args.output, directory=True)
+    checks.no_spaces(args.output, VERILATOR_SPACES)
+    checks.seed("--seed", args.seed)
+    try:
+        _widths(args.hidden)
+    except argparse.ArgumentTypeError as exc:
+        raise UserError(f"--hidden: {exc}") from None
+    checks.integer("--epochs", args.epochs, minimum=1)
+    checks.number("--mst-lambda", args.mst_lambda, minimum=0)
+    checks.integer("--max-depth", args.max_depth, minimum=1)
+    checks.integer("--vectors", args.vectors, minimum=0, maximum=MAX_VECTORS)
+
+
 def _cmd_demo(args) -> int:
+    _check_demo_args(args)
     run_demo(Path(args.output), hidden=args.hidden, epochs=args.epochs, mst_lambda=args.mst_lambda,
              max_depth=args.max_depth, vectors=args.vectors, seed=args.seed)
     return 0

@@ -31,27 +31,36 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_verilog)
 
 
+def _check_verilog_args(args: argparse.Namespace) -> None:
+    """Every ``verilog`` option, before the artefact is read."""
+    from mstbnn import checks
+    from mstbnn.errors import UserError
+
+    checks.integer("--adder-levels-per-stage", args.adder_levels_per_stage, minimum=1)
+    checks.integer("--tree-levels-per-stage", args.tree_levels_per_stage, minimum=1)
+    checks.integer("--simd", args.simd, minimum=1, why="XNOR-popcount bits per cycle")
+    checks.integer("--gather", args.gather, minimum=1, why="positions gathered per cycle")
+    if args.engine != "folded" and (args.simd is not None or args.gather is not None):
+        raise UserError("--simd and --gather apply to --engine folded only")
+
+
 def _verilog(args: argparse.Namespace) -> int:
     from mstbnn.compiler.io import load
     from mstbnn.errors import UserError
     from mstbnn.hw.verilog import generate
 
-    if args.adder_levels_per_stage < 1 or args.tree_levels_per_stage < 1:
-        raise UserError("--adder-levels-per-stage and --tree-levels-per-stage must be at least 1")
+    _check_verilog_args(args)
     net = load(args.dir)
     if args.engine == "folded":
         from mstbnn.hw.folded.verilog import generate as generate_folded
 
         config = None
         if args.simd is not None or args.gather is not None:
-            if (args.simd or 32) < 1 or (args.gather or 2) < 1:
-                raise UserError("--simd and --gather must be at least 1")
-            simd, gather = args.simd or 32, args.gather or 2
+            simd = 32 if args.simd is None else args.simd
+            gather = 2 if args.gather is None else args.gather
             config = [(min(layer.fan_in, simd), gather) for _, layer in net.binary_layers()]
         print(generate_folded(net, args.dir, reuse=not args.baseline, config=config))
         return 0
-    if args.simd is not None or args.gather is not None:
-        raise UserError("--simd and --gather apply to --engine folded only")
     path = generate(
         net,
         args.dir,

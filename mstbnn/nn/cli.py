@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -76,29 +77,71 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_train)
 
 
+def _check_train_args(args) -> None:
+    """Every ``train`` option that can be judged without the data, before any work."""
+    from mstbnn import checks
+
+    checks.integer("--epochs", args.epochs, minimum=1)
+    checks.integer("--batch-size", args.batch_size, minimum=1)
+    checks.integer("--finetune-epochs", args.finetune_epochs, minimum=0)
+    checks.integer("--mst-every", args.mst_every, minimum=0, why="0 rebuilds the trees every epoch")
+    checks.integer("--mst-warmup", args.mst_warmup, minimum=0)
+    checks.integer("--mst-ramp", args.mst_ramp, minimum=0)
+    checks.number("--mst-lambda", args.mst_lambda, minimum=0)
+    checks.number("--lr", args.lr, above=0, why="the optimiser's step size")
+    checks.number("--width", args.width, above=0, why="vgg_small's width multiplier")
+    checks.seed("--seed", args.seed)
+    checks.writable_output("-o", args.output, directory=False)
+
+
+def check_model_memory(args, data, available: int | None = None) -> None:
+    """Refuse layer widths whose training cannot fit in memory, with the estimate.
+
+    The model is built on torch's meta device (shapes only, no storage), so a
+    width of 10^9 is measured, not allocated. Estimate: 16 bytes per parameter
+    (float32 latent weight, gradient, Adam's two moments), the MST regulariser's
+    C x C distance matrix of the widest layer (8 bytes per entry), activations of
+    one batch (3 float32 copies: forward, STE, gradient).
+    """
+    import torch
+
+    from mstbnn.nn.models import build_model
+
+    with torch.device("meta"):
+        try:
+            model = build_model(args.model, data.sample_shape, data.n_classes, hidden=args.hidden,
+                                channels=args.channels, width=args.width, input_mode=args.input_mode,
+                                input_threshold=1)
+        except (ValueError, RuntimeError, OverflowError) as exc:
+            raise UserError(f"--model {args.model}: {exc}") from None
+    params = sum(p.numel() for p in model.parameters())
+    widest = max((int(p.shape[0]) for p in model.parameters() if p.ndim >= 2), default=0)
+    acts = sum(int(p.shape[0]) for p in model.parameters() if p.ndim >= 2) * args.batch_size * 12
+    need = 16 * params + 8 * widest * widest + acts
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > available:
+        what = "--hidden" if args.model == "mlp" else ("--channels" if args.model == "cnn" else "--width")
+        raise UserError(f"{what}: training this model needs about {need / 2**30:,.1f} GiB ({params:,} parameters, "
+                        f"widest layer {widest:,} channels), more than the {available / 2**30:,.1f} GiB of memory "
+                        "this machine has; choose smaller widths")
+
+
 def _train(args) -> int:
     import torch
 
-    from mstbnn.nn.data import load_dataset
+    from mstbnn.nn.data import DATASETS, load_dataset
     from mstbnn.nn.export import save_checkpoint
     from mstbnn.nn.models import build_model
     from mstbnn.nn.train import TrainConfig, train
 
-    if args.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.finetune_epochs < 0:
-        raise UserError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
-    if args.mst_lambda < 0:
-        raise UserError(f"--mst-lambda must be >= 0, got {args.mst_lambda}")
+    _check_train_args(args)
     out = Path(args.output)
-    if out.is_dir():
-        raise UserError(f"-o {out} is a directory; give a file name such as {out / 'model.pt'}")
     data = load_dataset(args.dataset, args.data_dir)
     if args.model != "mlp":
         data = data.as_images()
     threshold = args.input_threshold if args.input_threshold is not None else max(1, (data.max_value + 3) // 4)
+    check_model_memory(args, data)
     torch.manual_seed(args.seed)
     try:
         model = build_model(args.model, data.sample_shape, data.n_classes, hidden=args.hidden, channels=args.channels,
@@ -118,8 +161,14 @@ def _train(args) -> int:
                          weighting=args.weighting)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     history = train(model, data, config, progress=not args.quiet and sys.stderr.isatty(), log=log)
-    # Recorded so `mstbnn compile` can ship the test set beside the artefact for simulation.
-    model.config["dataset"] = {"name": args.dataset, "data_dir": args.data_dir}
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"training diverged: {name} holds NaN or inf after {args.epochs} epochs; "
+                            f"no checkpoint written, lower --lr (now {args.lr:g})")
+    # Recorded so `mstbnn compile` can ship the test set beside the artefact for simulation;
+    # paths resolved, so compile finds them from any working directory.
+    model.config["dataset"] = {"name": args.dataset if args.dataset in DATASETS else str(Path(args.dataset).resolve()),
+                               "data_dir": None if args.data_dir is None else str(Path(args.data_dir).resolve())}
     save_checkpoint(model, out, history)
     last = history[-1]
     print(f"test accuracy {last['test_acc']:.2f}%  total XNOR reduction {last['xnor_ratio']:.2f}x "

@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["add_commands", "TESTSET_FILE", "result_file"]
+__all__ = ["add_commands", "TESTSET_FILE", "result_file", "MAX_VECTORS", "VERILATOR_SPACES"]
+
+# The vectors and their golden scores are held in memory and written into the
+# testbench's JSON config; Verilator runs some 10^3-10^4 vectors/s, so 10^6
+# is already minutes to hours.
+MAX_VECTORS = 1_000_000
+VERILATOR_SPACES = "Verilator's generated makefiles cannot quote"
 
 # Optional file in an artefact directory (written by `mstbnn compile` when the
 # model records its dataset): the test set as raw integers ``x`` and labels
@@ -50,33 +56,21 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_sim)
 
 
+def _check_sim_args(args: argparse.Namespace) -> None:
+    """Every ``sim`` option, before the artefact is read or anything is built."""
+    from mstbnn import checks
+
+    checks.integer("--vectors", args.vectors, minimum=0, maximum=MAX_VECTORS,
+                   why="the vectors and golden scores are held in memory; split a longer run into seeds")
+    checks.seed("--seed", args.seed)
+    if args.simulator == "verilator":
+        checks.no_spaces(args.dir, VERILATOR_SPACES)
+
+
 def _load_testset(path: Path, net) -> tuple:
-    import numpy as np
+    from mstbnn.artefact import read_testset
 
-    from mstbnn.errors import UserError
-
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            # an artefact's own testset.npz holds x, y; a dataset file x_test, y_test
-            xkey, ykey = ("x", "y") if "x" in npz.files else ("x_test", "y_test")
-            if xkey not in npz.files:
-                raise UserError(f"{path}: no x (or x_test) array; give an .npz with x[, y] or x_test[, y_test]")
-            x = np.asarray(npz[xkey])
-            y = np.asarray(npz[ykey]) if ykey in npz.files else None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable test set ({exc}); give an .npz with x_test (and y_test)") from None
-    shape = tuple(net.input.shape)
-    if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
-        raise UserError(f"{path}: x_test samples have shape {x.shape[1:]}, the network takes {shape}")
-    if not np.issubdtype(x.dtype, np.integer):
-        raise UserError(f"{path}: x_test has dtype {x.dtype}; the network takes raw integers")
-    x = x.reshape((x.shape[0],) + shape).astype(np.int64)
-    lo, hi = net.input.value_range
-    if x.size and (x.min() < lo or x.max() > hi):
-        raise UserError(f"{path}: x_test values span [{x.min()}, {x.max()}], outside the input range [{lo}, {hi}]")
-    if y is not None and y.shape != (x.shape[0],):
-        y = None
-    return x, y
+    return read_testset(path, net.input.shape, net.input.value_range)
 
 
 def _sim(args: argparse.Namespace) -> int:
@@ -93,8 +87,7 @@ def _sim(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UserError(f"{directory}: no such directory; give a compiled artefact directory (mstbnn compile ... -o DIR)")
-    if args.vectors < 0:
-        raise UserError(f"--vectors {args.vectors}: must be 0 or more")
+    _check_sim_args(args)
     toolchain.check_simulator(args.simulator)
     net = load(directory)
     sub = rtl_subdir(args.baseline, args.engine)
