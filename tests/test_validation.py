@@ -417,3 +417,26 @@ def test_demo_refuses_before_training(tmp_path, capsys, extra, fragment):
 def test_demo_refuses_an_output_path_with_spaces(tmp_path, capsys):
     _refused(capsys, ["demo", "-o", tmp_path / "my demo"], "path without spaces")
     assert not (tmp_path / "my demo").exists()
+
+
+# --------------------------------------------------------------------------- report's result files
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("sim.json", "[1, 2]", "sim.json: expected a JSON object"),
+    ("sim.json", "{", "sim.json: not valid JSON"),
+    ("synth.json", '{"runs": [1]}', "synth.json: not the runs"),
+    ("synth.json", '{"runs": {"ecp5-25k/reuse": {"device": "ecp5-25k", "resources": {}}}}', "synth.json: not the runs"),
+    ("synth.json", '"text"', "synth.json: not the runs"),
+])
+def test_report_of_damaged_result_files(art, capsys, name, content, fragment):
+    (art / name).write_text(content)
+    _refused(capsys, ["report", art], fragment)
+    assert not list(art.glob("*.png")) and not (art / "report.md").exists()  # refused before the first plot
+
+
+def test_report_of_a_yosys_only_run(art, capsys):
+    run = {"device": "ecp5-25k", "engine": "reuse", "resources": {
+        k: {"used": None, "available": 100} for k in ("lut", "ff", "bram")}}
+    (art / "synth.json").write_text(json.dumps({"runs": {"ecp5-25k/reuse/synth-only": run}}))
+    assert main(["report", str(art)]) == 0
+    assert "| ecp5-25k/reuse/synth-only | n/a / 100 | n/a |" in (art / "report.md").read_text()
