@@ -46,7 +46,6 @@ def _check_verilog_args(args: argparse.Namespace) -> None:
 
 def _verilog(args: argparse.Namespace) -> int:
     from mstbnn.compiler.io import load
-    from mstbnn.errors import UserError
     from mstbnn.hw.verilog import generate
 
     _check_verilog_args(args)
