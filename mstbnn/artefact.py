@@ -131,25 +131,32 @@ def read_testset(path, shape, value_range) -> tuple[np.ndarray, np.ndarray | Non
     """Read a test set: ``(x, y)`` with x of shape ``(n, *shape)`` as int64 and y the labels (or None).
 
     Accepts an artefact's own ``testset.npz`` (arrays ``x``, ``y``) or a data
-    set file (``x_test``, ``y_test``). Every problem is one :class:`UserError`.
+    set file (``x_test``, ``y_test``), or a bare ``.npy`` of inputs. Every
+    problem (unreadable, truncated, wrong shape or dtype, values outside
+    ``value_range``) is one :class:`UserError`: nothing is truncated or cast.
     """
     import zipfile
+    import zlib
 
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise UserError(f"{path}: not an .npz archive; give an .npz with x[, y] or x_test[, y_test]")
-            xkey, ykey = ("x", "y") if "x" in npz.files else ("x_test", "y_test")
-            if xkey not in npz.files:
-                raise UserError(f"{path}: no x (or x_test) array; give an .npz with x[, y] or x_test[, y_test]")
-            x = np.asarray(npz[xkey])
-            y = np.asarray(npz[ykey]) if ykey in npz.files else None
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):  # a bare .npy: inputs only
+            x, y = loaded, None
+        else:
+            with loaded as npz:
+                xkey, ykey = ("x", "y") if "x" in npz.files else ("x_test", "y_test")
+                if xkey not in npz.files:
+                    raise UserError(f"{path}: no x (or x_test) array; give an .npz with x[, y] or x_test[, y_test]")
+                x = np.asarray(npz[xkey])
+                y = np.asarray(npz[ykey]) if ykey in npz.files else None
     except UserError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise UserError(f"{path}: unreadable test set ({exc}); give an .npz with x[, y] or x_test[, y_test]") from None
     shape = tuple(int(s) for s in shape)
+    if x.shape == shape:  # one sample without the batch axis
+        x = x[None]
     if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
         raise UserError(f"{path}: samples have shape {x.shape[1:]}, the network takes {shape}")
     if not np.issubdtype(x.dtype, np.integer):

@@ -27,8 +27,20 @@ _COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are the one ``mstbnn: error:`` line every refusal uses.
+
+    ``add_subparsers`` builds every subcommand's parser with this class too.
+    """
+
+    def error(self, message: str):
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{command}: " if command else ""
+        self.exit(2, f"mstbnn: error: {where}{message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mstbnn",
         description="Binary neural networks on FPGAs with MST-based channel reuse.",
     )
@@ -42,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_commands(sub)
+    parser.commands = sub.choices  # name -> subparser, for errors found after parsing
     return parser
 
 
@@ -50,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     # "created but never used" warnings are noise to a user.
     warnings.filterwarnings("ignore", message=".*created but never used")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the subcommand, so its line names the command and its --help
+            getattr(parser, "commands", {}).get(getattr(args, "command", None), parser).error(
+                f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # a usage error (exit 2, its line already printed), --help or --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

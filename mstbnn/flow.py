@@ -78,6 +78,10 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
                "rounding (mstbnn keeps the lowest class)" if ties else ""))
     if max_depth is not None and max_depth < 0:
         raise UserError(f"--max-depth must be >= 0, got {max_depth}")
+    from mstbnn.checks import writable_output
+
+    writable_output("-o", out_dir, directory=True)
+    net, testset = load_model(model)
     # A model trained against height-limited (or negation) trees keeps its saving
     # only when compiled the same way: default to the training's settings.
     trained = (net.meta or {}).get("train") or {}
@@ -293,7 +297,27 @@ def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, m
     return summary
 
 
+def _check_demo_args(args) -> None:
+    """Every demo option, before the first training step (the steps would refuse them only later)."""
+    from mstbnn import checks
+    from mstbnn.nn.cli import _widths
+    from mstbnn.sim.cli import MAX_VECTORS, VERILATOR_SPACES
+
+    checks.writable_output("-o", args.output, directory=True)
+    checks.no_spaces(args.output, VERILATOR_SPACES)
+    checks.seed("--seed", args.seed)
+    try:
+        _widths(args.hidden)
+    except argparse.ArgumentTypeError as exc:
+        raise UserError(f"--hidden: {exc}") from None
+    checks.integer("--epochs", args.epochs, minimum=1)
+    checks.number("--mst-lambda", args.mst_lambda, minimum=0)
+    checks.integer("--max-depth", args.max_depth, minimum=1)
+    checks.integer("--vectors", args.vectors, minimum=0, maximum=MAX_VECTORS)
+
+
 def _cmd_demo(args) -> int:
+    _check_demo_args(args)
     run_demo(Path(args.output), hidden=args.hidden, epochs=args.epochs, mst_lambda=args.mst_lambda,
              max_depth=args.max_depth, vectors=args.vectors, seed=args.seed)
     return 0

@@ -26,6 +26,27 @@ def _read_json(path: Path):
         raise UserError(f"{path}: not valid JSON ({exc.msg}); rerun the stage that wrote it") from None
 
 
+def _read_results(directory: Path) -> tuple[dict | None, dict]:
+    """DIR/sim.json and the runs of DIR/synth.json, checked before any plot is drawn."""
+    sim_path, synth_path = result_path(directory, "sim"), directory / SYNTH_REPORT
+    sim = _read_json(sim_path)
+    if sim is not None and not isinstance(sim, dict):
+        raise UserError(f"{sim_path}: expected a JSON object; rerun `mstbnn sim {directory}`")
+    synth = _read_json(synth_path)
+    runs = synth.get("runs", {}) if isinstance(synth, dict) else synth
+    if runs is None:
+        runs = {}
+    ok = isinstance(runs, dict) and all(
+        isinstance(r, dict) and isinstance(r.get("resources"), dict)
+        and all(isinstance(r["resources"].get(k), dict) and isinstance(r["resources"][k].get("used"), (int, type(None)))
+                and isinstance(r["resources"][k].get("available"), int) for k in ("lut", "ff", "bram"))
+        and isinstance(r.get("device"), str)
+        for r in runs.values())
+    if not ok:
+        raise UserError(f"{synth_path}: not the runs `mstbnn synth` records; delete it and rerun `mstbnn synth`")
+    return sim, runs
+
+
 def _tree_edges(layer):
     s = layer.schedule
     return [(int(s.parent[j]), j, len(s.positions[j])) for j in range(s.n_channels) if s.parent[j] >= 0]
@@ -93,7 +114,7 @@ def _plot_utilisation(plt, runs, path):
     fig, ax = plt.subplots(figsize=(6, 3.2))
     width = 0.4
     for k, engine in enumerate(("baseline", "reuse")):
-        vals = [next((r["resources"]["lut"]["used"] for r in runs.values()
+        vals = [next((r["resources"]["lut"]["used"] or 0 for r in runs.values()
                       if r["device"] == dev and r.get("engine") == engine), 0) for dev in devices]
         ax.bar([i + (k - 0.5) * width for i in range(len(devices))], vals, width, label=engine)
     ax.set_xticks(range(len(devices)), devices)
@@ -119,6 +140,7 @@ def write_report(directory, compare=None) -> Path:
     net = io.load(directory)
     if not all(l.schedule is not None for _, l in net.binary_layers()):
         raise UserError(f"{directory}: the network has no schedules; run `mstbnn compile` on it first")
+    sim, runs = _read_results(directory)
     costs = layer_costs(net)
     total = network_cost(net)
     lines = [f"# mstbnn report: {directory.name}", ""]
@@ -144,19 +166,19 @@ def write_report(directory, compare=None) -> Path:
     _plot_histogram(plt, nets, directory / "hamming_hist.png")
     lines += ["## Hamming distances along tree edges", "", "![histogram](hamming_hist.png)", ""]
 
-    sim = _read_json(result_path(directory, "sim"))
     if sim:
         lines += ["## Simulation", "", "| key | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(sim.items()) if not isinstance(v, (dict, list))]
         lines.append("")
-    synth = _read_json(directory / SYNTH_REPORT)
-    runs = (synth or {}).get("runs", {})
     if runs:
         lines += ["## Synthesis", "", "| run | LUTs | FFs | BRAM | Fmax (MHz) | II | inferences/s |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
+        def count(v):  # None: a yosys-only run, not placed
+            return "n/a" if v is None else f"{v:,}"
+
         for key, r in sorted(runs.items()):
             res = r["resources"]
-            lines.append(f"| {key} | {res['lut']['used']:,} / {res['lut']['available']:,} | {res['ff']['used']:,} | "
+            lines.append(f"| {key} | {count(res['lut']['used'])} / {res['lut']['available']:,} | {count(res['ff']['used'])} | "
                          f"{res['bram']['used']} | {r.get('fmax_mhz')} | {r.get('initiation_interval')} | "
                          f"{r.get('throughput_per_s')} |")
         lines.append("")

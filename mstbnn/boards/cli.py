@@ -87,7 +87,7 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     in_width, class_width = len(engine.in_data), len(engine.out_class)
     chunk = choose_chunk(in_width, int(engine.input_width), class_width, device.io_pins)
     fit = estimate_fit(engine.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width))
-    check_fit(fit, device, force)
+    check_fit(fit, device, force, engine=kind)
     name = engine_name(baseline, kind)
     print(f"synth {name} engine on {device.name}: estimated {fit['luts']:,} LUTs, {fit['ffs']:,} FFs",
           file=stream, flush=True)
@@ -122,8 +122,34 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+# Upper bound of --freq: beyond every iCE40 / ECP5 fabric clock.
+MAX_FREQ_MHZ = 1000.0
+
+
+def _check_synth_args(args) -> None:
+    from mstbnn import checks
+
+    checks.number("--freq", args.freq, above=0, maximum=MAX_FREQ_MHZ, why="the placer's target clock in MHz")
+
+
+def _check_baud(args) -> None:
+    from mstbnn import checks
+
+    checks.integer("--baud", args.baud, minimum=1, why="UART bits per second, e.g. 115200")
+
+
+def _check_run_args(args) -> None:
+    from mstbnn import checks
+
+    _check_baud(args)
+    checks.integer("--limit", args.limit, minimum=1, why="the number of images to send")
+    checks.number("--timeout", args.timeout, above=0, why="seconds to wait for each answer")
+
+
 def _cmd_synth(args) -> int:
     from mstbnn.artefact import SYNTH_REPORT
+
+    _check_synth_args(args)
 
     report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
                            place=not args.synth_only, engine=args.engine)
@@ -138,6 +164,7 @@ def _cmd_bitstream(args) -> int:
     from mstbnn.boards.protocol import format_from_network
     from mstbnn.boards.synth import check_fit, estimate_fit
 
+    _check_baud(args)
     board = get_board(args.board)
     uart_divisor(board.clock_hz, args.baud)  # refuse an unreachable baud rate before any work
     device = DEVICES[board.device]
@@ -154,33 +181,17 @@ def _cmd_bitstream(args) -> int:
 
 
 def _read_inputs(args, net):
-    import numpy as np
+    from mstbnn.artefact import read_testset
 
     path = Path(args.inputs) if args.inputs else Path(args.dir) / TESTSET
     if not path.is_file():
         hint = "" if args.inputs else " (the artefact has no test set)"
         raise UserError(f"{path}: no such file{hint}; give --inputs FILE.npy or FILE.npz with raw integer inputs")
-    labels = None
-    try:
-        if path.suffix == ".npz":
-            with np.load(path) as f:
-                if "x" not in f:
-                    raise UserError(f"{path}: no array 'x'; store the raw inputs as x (and labels as y)")
-                x = f["x"]
-                labels = f["y"] if "y" in f else None
-        else:
-            x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read inputs ({exc}); give a .npy or .npz file") from None
-    shape = tuple(net.layers[0].shape)
-    if x.ndim == len(shape):
-        x = x[None]
-    if tuple(x.shape[1:]) != shape:
-        raise UserError(f"{path}: inputs have shape {x.shape}; the network takes (N, {', '.join(map(str, shape))})")
+    x, labels = read_testset(path, net.layers[0].shape, net.layers[0].value_range)
     if args.limit is not None:
         x = x[: args.limit]
         labels = labels[: args.limit] if labels is not None else None
-    return x.astype(np.int64), labels
+    return x, labels
 
 
 def _cmd_run(args) -> int:
@@ -190,6 +201,7 @@ def _cmd_run(args) -> int:
     from mstbnn.boards.protocol import format_from_network
     from mstbnn.compiler.execute import run
 
+    _check_run_args(args)
     net = _network_on_board(args.dir)
     fmt = format_from_network(net)
     x, labels = _read_inputs(args, net)

@@ -87,8 +87,12 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0) -> dict:
     }
 
 
-def check_fit(fit: dict, device: Device, force: bool) -> None:
-    """Refuse a design that cannot fit, with the numbers, unless ``force``."""
+def check_fit(fit: dict, device: Device, force: bool, engine: str = "unrolled") -> None:
+    """Refuse a design that cannot fit, with the numbers, unless ``force``.
+
+    On the largest device of its family the way out is the folded engine
+    (weights in block RAM), not a larger device.
+    """
     if fit["fits"] or force:
         return
     pct = lambda used, cap: f"({100 * used / cap:.0f}%)"  # noqa: E731
@@ -103,8 +107,17 @@ def check_fit(fit: dict, device: Device, force: bool) -> None:
             over.append(f"{fit['ffs']:,} FFs > {device.ffs:,} available {pct(fit['ffs'], device.ffs)}")
     if fit.get("bram", 0) > device.bram:
         over.append(f"{fit['bram']:,} block RAMs > {device.bram:,} available {pct(fit['bram'], device.bram)}")
+    from mstbnn.boards.devices import DEVICES
+
+    larger = [d.name for d in DEVICES.values() if d.family == device.family and d.luts > device.luts]
+    if larger:
+        hint = f"choose a larger --device (e.g. {larger[0]})"
+    elif engine != "folded":
+        hint = f"{device.name} is the largest {device.family} device: use --engine folded (weights in block RAM)"
+    else:
+        hint = f"{device.name} is the largest {device.family} device: train a smaller network"
     raise UserError(f"design does not fit {device.name}: estimated {' and '.join(over)}; "
-                    f"choose a larger --device or pass --force to try anyway")
+                    f"{hint}, or pass --force to try anyway")
 
 
 def count_cells(cells: dict, family: str) -> dict:

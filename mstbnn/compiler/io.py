@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -203,9 +204,63 @@ def check_files(root: Path, header: dict) -> None:
             raise UserError(f"{path}: does not match {HEADER} (a write was interrupted, or the file was changed "
                             "by hand); recompile with `mstbnn compile`")
 
+# Header field types per kind (a bool is not an int here: ``"bits": true`` is refused).
+_SCALAR_TYPES = {
+    "shape": "list", "mode": "str", "bits": "int", "signed": "bool",
+    "stride": "int", "padding": "int", "kernel": "int",
+}
+# Array field -> (allowed dtype kinds, ndim); "b" bool, "i" signed, "u" unsigned integers.
+_ARRAY_SPECS = {
+    "weights": ("biu", None),  # ndim checked per kind below
+    "thresholds": ("iu", None),
+    "threshold": ("iu", 1),
+    "direction": ("iu", 1),
+}
+_SCHEDULE_SPECS = {
+    "parent": "iu", "order": "iu", "level": "iu", "offsets": "iu", "positions": "iu", "negate": "biu",
+}
+_WEIGHT_NDIM = {"dense": 2, "conv2d": 4}
+
+
+def _scalar(value, kind_name: str, where: str, name: str):
+    ok = {
+        "list": isinstance(value, list),
+        "str": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+    }[kind_name]
+    if not ok:
+        expected = {"list": "a list of integers", "str": "a string", "int": "an integer", "bool": "true or false"}
+        raise UserError(f"{where}: field '{name}' in {HEADER} is {value!r}, expected {expected[kind_name]}; "
+                        "recompile with `mstbnn compile`")
+    if kind_name == "list" and not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise UserError(f"{where}: field '{name}' in {HEADER} is {value!r}, expected a list of integers; "
+                        "recompile with `mstbnn compile`")
+    return tuple(value) if kind_name == "list" else value
+
+
+def _typed_array(value: np.ndarray, kinds: str, ndim, where: str, name: str) -> np.ndarray:
+    """Refuse a stored array of the wrong dtype or rank instead of converting (truncating) it."""
+    if value.dtype.kind not in kinds:
+        expected = "integers" if "b" not in kinds else "bits (bool or integer 0/1)"
+        raise UserError(f"{where}: {name} in {ARRAYS} has dtype {value.dtype}, expected {expected}; "
+                        "recompile with `mstbnn compile`")
+    if value.dtype.kind == "u" and value.size and int(value.max()) > np.iinfo(np.int64).max:
+        raise UserError(f"{where}: {name} in {ARRAYS} holds {int(value.max())}, beyond int64; "
+                        "recompile with `mstbnn compile`")
+    if ndim is not None and value.ndim != ndim:
+        raise UserError(f"{where}: {name} in {ARRAYS} has shape {value.shape}, expected {ndim} dimension(s); "
+                        "recompile with `mstbnn compile`")
+    return value
+
 
 def load(directory) -> Network:
-    """Load and validate the artefact in ``directory`` (or its ``network.json``)."""
+    """Load and validate the artefact in ``directory`` (or its ``network.json``).
+
+    Every field is checked for its type (header) or dtype and rank (arrays)
+    before it is used, so a damaged artefact is one UserError, never a
+    conversion that silently changes a value (a float position truncated).
+    """
     path = Path(directory)
     root = path if path.is_dir() else path.parent
     header = read_header(path)
@@ -215,55 +270,77 @@ def load(directory) -> Network:
     check_files(root, header)
     try:
         with np.load(npz_path, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):
+                raise ValueError("not an .npz archive")
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise UserError(f"{npz_path}: unreadable array file ({exc}); recompile with `mstbnn compile`") from None
+    meta = header.get("meta", {})
+    if not isinstance(meta, dict):
+        raise UserError(f"{root / HEADER}: field 'meta' is {type(meta).__name__}, expected an object; "
+                        "recompile with `mstbnn compile`")
+    if not isinstance(header.get("stats", {}), dict):
+        raise UserError(f"{root / HEADER}: field 'stats' is {type(header['stats']).__name__}, expected an object; "
+                        "recompile with `mstbnn compile`")
 
-    def array(i, kind, entry, name, required=True):
+    def array(where, entry, name, required=True):
         key = entry.get(name)
         if key is None:
             if required:
-                raise UserError(f"layer {i} ({kind}): field '{name}' is missing from {HEADER}")
+                raise UserError(f"{where}: field '{name}' is missing from {HEADER}")
             return None
+        if not isinstance(key, str):
+            raise UserError(f"{where}: field '{name}' in {HEADER} is {key!r}, expected an array name such as "
+                            f"'L1.{name}'; recompile with `mstbnn compile`")
         if key not in arrays:
-            raise UserError(f"layer {i} ({kind}): field '{name}' refers to array {key!r}, which {ARRAYS} lacks")
+            raise UserError(f"{where}: field '{name}' refers to array {key!r}, which {ARRAYS} lacks")
         return arrays[key]
 
     layers = []
     for i, entry in enumerate(header["layers"]):
         kind = entry.get("kind") if isinstance(entry, dict) else None
-        if kind not in _CLASSES:
+        if not isinstance(kind, str) or kind not in _CLASSES:
             raise UserError(f"layer {i}: unknown kind {kind!r}; expected one of {', '.join(_CLASSES)}")
+        where = f"layer {i} ({kind})"
         kwargs = {}
         for name in _SCALARS[kind]:
             if name not in entry:
                 if kind == "input" and name in ("bits", "signed"):
                     continue
-                raise UserError(f"layer {i} ({kind}): field '{name}' is missing from {HEADER}")
-            kwargs[name] = tuple(entry[name]) if name == "shape" else entry[name]
+                raise UserError(f"{where}: field '{name}' is missing from {HEADER}")
+            kwargs[name] = _scalar(entry[name], _SCALAR_TYPES[name], where, name)
         for name in _ARRAY_FIELDS[kind]:
             required = not (kind == "input" and name == "thresholds")
-            value = array(i, kind, entry, name, required)
-            if value is not None:
-                kwargs[name] = value.astype(bool) if name == "weights" and np.isin(value, (0, 1)).all() else value
+            value = array(where, entry, name, required)
+            if value is None:
+                continue
+            kinds, ndim = _ARRAY_SPECS[name]
+            value = _typed_array(value, kinds, _WEIGHT_NDIM.get(kind) if name == "weights" else ndim, where, name)
+            if name == "weights" and value.dtype != bool and np.isin(value, (0, 1)).all():
+                value = value.astype(bool)  # other integers: validate names the values
+            kwargs[name] = value
         layer = _CLASSES[kind](**kwargs)
         if kind in ("dense", "conv2d") and entry.get("schedule") is not None:
             key = entry["schedule"]
-            try:
-                parent = arrays[key + ".parent"]
-                offsets = arrays[key + ".offsets"]
-                flat = arrays[key + ".positions"]
-                negate = arrays[key + ".negate"].astype(bool)
-                level = arrays[key + ".level"]
-                order = arrays[key + ".order"]
-            except KeyError as exc:
-                raise UserError(f"layer {i} ({kind}): schedule array {exc.args[0]!r} missing from {ARRAYS}") from None
+            if not isinstance(key, str):
+                raise UserError(f"{where}: field 'schedule' in {HEADER} is {key!r}, expected an array prefix such as "
+                                f"'L{i}.schedule'; recompile with `mstbnn compile`")
+            parts = {}
+            for name, kinds in _SCHEDULE_SPECS.items():
+                if f"{key}.{name}" not in arrays:
+                    raise UserError(f"{where}: schedule array {key + '.' + name!r} missing from {ARRAYS}")
+                parts[name] = _typed_array(arrays[f"{key}.{name}"], kinds, 1, where, f"schedule.{name}")
+            if not np.isin(parts["negate"], (0, 1)).all():
+                raise UserError(f"{where}: schedule.negate in {ARRAYS} holds values other than 0/1")
             c = layer.weights.shape[0]
+            offsets, flat = parts["offsets"].astype(np.int64), parts["positions"].astype(np.int64)
             if offsets.shape != (c + 1,) or offsets[0] != 0 or offsets[-1] != flat.size or (np.diff(offsets) < 0).any():
-                raise UserError(f"layer {i} ({kind}): schedule offsets do not describe {c} correction sets")
-            positions = tuple(flat[offsets[j] : offsets[j + 1]].astype(np.int64) for j in range(c))
-            layer.schedule = Schedule(order=order, parent=parent, negate=negate, level=level, positions=positions)
+                raise UserError(f"{where}: schedule offsets do not describe {c} correction sets")
+            positions = tuple(flat[offsets[j] : offsets[j + 1]] for j in range(c))
+            layer.schedule = Schedule(order=parts["order"].astype(np.int64), parent=parts["parent"].astype(np.int64),
+                                      negate=parts["negate"].astype(bool), level=parts["level"].astype(np.int64),
+                                      positions=positions)
         layers.append(layer)
-    net = Network(layers=layers, meta=header.get("meta") or {})
+    net = Network(layers=layers, meta=meta)
     validate(net)
     return net

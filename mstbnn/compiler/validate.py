@@ -55,9 +55,19 @@ def _check_schedule(sched, weights: np.ndarray, where: str) -> None:
         arr = getattr(sched, name)
         if not isinstance(arr, np.ndarray) or arr.shape != (c,):
             raise UserError(f"{where}: schedule.{name} must have shape ({c},) (one per output channel)")
-    if len(sched.positions) != c:
-        raise UserError(f"{where}: schedule.positions has {len(sched.positions)} entries, expected {c}")
+        if name == "negate" and arr.dtype != bool:
+            raise UserError(f"{where}: schedule.negate has dtype {arr.dtype}, expected bool")
+        if name != "negate" and not np.issubdtype(arr.dtype, np.integer):
+            raise UserError(f"{where}: schedule.{name} has dtype {arr.dtype}, expected integers")
+    if not isinstance(sched.positions, (tuple, list)) or len(sched.positions) != c:
+        raise UserError(f"{where}: schedule.positions must hold {c} correction sets (one per output channel)")
+    for j, pos in enumerate(sched.positions):
+        if not isinstance(pos, np.ndarray) or pos.ndim != 1 or not np.issubdtype(pos.dtype, np.integer):
+            raise UserError(f"{where}: schedule.positions[{j}] must be a 1-D integer array")
     parent = sched.parent
+    if (sched.negate & (parent < 0)).any():
+        j = int(np.flatnonzero(sched.negate & (parent < 0))[0])
+        raise UserError(f"{where}: schedule.negate is set on root channel {j}; a root has no parent sum to negate")
     if ((parent < -1) | (parent >= c)).any():
         raise UserError(f"{where}: schedule.parent holds channel ids outside [-1, {c - 1}]")
     if (parent == np.arange(c)).any():
@@ -94,6 +104,8 @@ def validate(net: Network) -> Network:
         if (kind == "input") != (i == 0):
             raise UserError(f"{_where(i, kind)}: the input quantiser must be the first layer and only the first")
 
+    if not isinstance(net.meta, dict):
+        raise UserError(f"network meta must be a dict, got {type(net.meta).__name__}")
     inp = layers[0]
     where = _where(0, "input")
     shape = tuple(inp.shape) if isinstance(inp.shape, (tuple, list)) else None
@@ -101,6 +113,8 @@ def validate(net: Network) -> Network:
         raise UserError(f"{where}: shape must be (F,) or (C, H, W) of positive integers, got {inp.shape!r}")
     if inp.mode not in ("threshold", "int"):
         raise UserError(f"{where}: mode must be 'threshold' or 'int', got {inp.mode!r}")
+    if not isinstance(inp.signed, (bool, np.bool_)):
+        raise UserError(f"{where}: signed must be true or false, got {inp.signed!r}")
     _positive_int(inp.bits, where, "bits")
     if inp.bits > 16:
         raise UserError(f"{where}: bits must be at most 16, got {inp.bits}")

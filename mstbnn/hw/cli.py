@@ -35,34 +35,41 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_verilog)
 
 
-def spec_from_args(args: argparse.Namespace, net):
-    """The engine spec the ``verilog`` flags ask for, and the device (or None); refused with one line."""
+def _check_verilog_args(args: argparse.Namespace) -> None:
+    """Every ``verilog`` option, before the artefact is read."""
+    from mstbnn import checks
     from mstbnn.errors import UserError
+
+    checks.integer("--adder-levels-per-stage", args.adder_levels_per_stage, minimum=1)
+    checks.integer("--tree-levels-per-stage", args.tree_levels_per_stage, minimum=1)
+    checks.integer("--simd", args.simd, minimum=1, why="XNOR-popcount bits per cycle")
+    checks.integer("--gather", args.gather, minimum=1, why="positions gathered per cycle")
+    if args.engine != "folded" and (args.simd is not None or args.gather is not None):
+        raise UserError("--simd and --gather apply to --engine folded only")
+    if args.engine == "folded":
+        if (args.adder_levels_per_stage, args.tree_levels_per_stage, args.corrections) != (2, 1, "auto"):
+            raise UserError("--adder-levels-per-stage, --tree-levels-per-stage and --corrections apply to the "
+                            "unrolled engine only")
+        if args.device is not None and (args.simd is not None or args.gather is not None):
+            raise UserError("give either --device (S and G chosen for it) or --simd/--gather, not both")
+
+
+def spec_from_args(args: argparse.Namespace, net):
+    """The engine spec the ``verilog`` flags ask for, and the device (or None)."""
     from mstbnn.hw.spec import EngineSpec
 
-    if args.adder_levels_per_stage < 1 or args.tree_levels_per_stage < 1:
-        raise UserError("--adder-levels-per-stage and --tree-levels-per-stage must be at least 1")
     device = None
     if args.device is not None:
         from mstbnn.boards.devices import get_device
 
         device = get_device(args.device)
     if args.engine == "folded":
-        unrolled_flags = (args.adder_levels_per_stage, args.tree_levels_per_stage, args.corrections) != (2, 1, "auto")
-        if unrolled_flags:
-            raise UserError("--adder-levels-per-stage, --tree-levels-per-stage and --corrections apply to the unrolled engine only")
         options = {}
         if args.simd is not None or args.gather is not None:
-            if device is not None:
-                raise UserError("give either --device (S and G chosen for it) or --simd/--gather, not both")
-            for flag, value in (("--simd", args.simd), ("--gather", args.gather)):
-                if value is not None and value < 1:
-                    raise UserError(f"{flag} {value}: must be at least 1")
-            simd, gather = args.simd or 32, args.gather or 2
+            simd = 32 if args.simd is None else args.simd
+            gather = 2 if args.gather is None else args.gather
             options["config"] = [[min(layer.fan_in, simd), gather] for _, layer in net.binary_layers()]
         return EngineSpec("folded", not args.baseline, options), device
-    if args.simd is not None or args.gather is not None:
-        raise UserError("--simd and --gather apply to --engine folded only")
     options = {
         "adder_levels_per_stage": args.adder_levels_per_stage,
         "tree_levels_per_stage": args.tree_levels_per_stage,
@@ -75,6 +82,7 @@ def _verilog(args: argparse.Namespace) -> int:
     from mstbnn.compiler.io import load
     from mstbnn.hw.spec import generate
 
+    _check_verilog_args(args)
     net = load(args.dir)
     spec, device = spec_from_args(args, net)
     print(generate(args.dir, spec, device=device, net=net))

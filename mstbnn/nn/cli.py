@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -83,6 +84,56 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_train)
 
 
+def _check_train_args(args) -> None:
+    """Every ``train`` option that can be judged without the data, before any work."""
+    from mstbnn import checks
+
+    checks.integer("--epochs", args.epochs, minimum=1)
+    checks.integer("--batch-size", args.batch_size, minimum=1)
+    checks.integer("--finetune-epochs", args.finetune_epochs, minimum=0)
+    checks.integer("--mst-every", args.mst_every, minimum=0, why="0 rebuilds the trees every epoch")
+    checks.integer("--mst-warmup", args.mst_warmup, minimum=0)
+    checks.integer("--mst-ramp", args.mst_ramp, minimum=0)
+    checks.number("--mst-lambda", args.mst_lambda, minimum=0)
+    checks.number("--lr", args.lr, above=0, why="the optimiser's step size")
+    checks.number("--width", args.width, above=0, why="vgg_small's width multiplier")
+    checks.seed("--seed", args.seed)
+    checks.writable_output("-o", args.output, directory=False)
+
+
+def check_model_memory(args, data, available: int | None = None) -> None:
+    """Refuse layer widths whose training cannot fit in memory, with the estimate.
+
+    The model is built on torch's meta device (shapes only, no storage), so a
+    width of 10^9 is measured, not allocated. Estimate: 16 bytes per parameter
+    (float32 latent weight, gradient, Adam's two moments), the MST regulariser's
+    C x C distance matrix of the widest layer (8 bytes per entry), activations of
+    one batch (3 float32 copies: forward, STE, gradient).
+    """
+    import torch
+
+    from mstbnn.nn.models import build_model
+
+    with torch.device("meta"):
+        try:
+            model = build_model(args.model, data.sample_shape, data.n_classes, hidden=args.hidden,
+                                channels=args.channels, width=args.width, input_mode=args.input_mode,
+                                input_threshold=1)
+        except (ValueError, RuntimeError, OverflowError) as exc:
+            raise UserError(f"--model {args.model}: {exc}") from None
+    params = sum(p.numel() for p in model.parameters())
+    widest = max((int(p.shape[0]) for p in model.parameters() if p.ndim >= 2), default=0)
+    acts = sum(int(p.shape[0]) for p in model.parameters() if p.ndim >= 2) * args.batch_size * 12
+    need = 16 * params + 8 * widest * widest + acts
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > available:
+        what = "--hidden" if args.model == "mlp" else ("--channels" if args.model == "cnn" else "--width")
+        raise UserError(f"{what}: training this model needs about {need / 2**30:,.1f} GiB ({params:,} parameters, "
+                        f"widest layer {widest:,} channels), more than the {available / 2**30:,.1f} GiB of memory "
+                        "this machine has; choose smaller widths")
+
+
 def _train(args) -> int:
     """Single process, or one rank of ``torchrun --nproc-per-node K -m mstbnn train``.
 
@@ -115,19 +166,9 @@ def _train(args) -> int:
 
 
 def _check_args(args) -> None:
-    if args.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.finetune_epochs < 0:
-        raise UserError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
-    if args.mst_lambda < 0:
-        raise UserError(f"--mst-lambda must be >= 0, got {args.mst_lambda}")
+    _check_train_args(args)
     if args.dist_timeout is not None and not args.dist_timeout > 0:
         raise UserError(f"--dist-timeout must be a positive number of seconds, got {args.dist_timeout}")
-    out = Path(args.output)
-    if out.is_dir():
-        raise UserError(f"-o {out} is a directory; give a file name such as {out / 'model.pt'}")
 
 
 def _agree(dist, error: str | None) -> None:
@@ -159,6 +200,9 @@ def _train_ranks(args, device, dist) -> int:
 
 
 def _train_rank(args, device, dist) -> int:
+    import torch
+
+    from mstbnn.nn.data import DATASETS
     from mstbnn.nn.distributed import is_comm_failure
     from mstbnn.nn.export import save_checkpoint
     from mstbnn.nn.train import train
@@ -185,10 +229,14 @@ def _train_rank(args, device, dist) -> int:
         raise UserError(f"rank 0 of {dist.world_size}: training stopped, another rank failed or did not answer "
                         f"within --dist-timeout {dist.timeout:g} s ({str(exc).splitlines()[0][:160]}); "
                         f"no checkpoint written") from None
-    # Recorded so `mstbnn compile` can ship the test set beside the artefact for simulation.
-    model.config["dataset"] = {"name": args.dataset, "data_dir": args.data_dir}
-    status = None
-    if leader:
+    # Recorded so `mstbnn compile` can ship the test set beside the artefact for simulation;
+    # paths resolved, so compile finds them from any working directory.
+    model.config["dataset"] = {"name": args.dataset if args.dataset in DATASETS else str(Path(args.dataset).resolve()),
+                               "data_dir": None if args.data_dir is None else str(Path(args.data_dir).resolve())}
+    status = next((f"training diverged: {name} holds NaN or inf after {args.epochs} epochs; no checkpoint "
+                   f"written, lower --lr (now {args.lr:g})" for name, tensor in model.state_dict().items()
+                   if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())), None)
+    if leader and status is None:
         try:
             save_checkpoint(model, out, history)
         except UserError as exc:
@@ -229,6 +277,7 @@ def setup(args):
     if args.model != "mlp":
         data = data.as_images()
     threshold = args.input_threshold if args.input_threshold is not None else max(1, (data.max_value + 3) // 4)
+    check_model_memory(args, data)
     torch.manual_seed(args.seed)
     try:
         model = build_model(args.model, data.sample_shape, data.n_classes, hidden=args.hidden, channels=args.channels,

@@ -17,7 +17,7 @@ import numpy as np
 
 from mstbnn.errors import UserError
 
-__all__ = ["Dataset", "load_dataset", "load_digits", "load_npz", "load_mnist", "load_cifar10", "DATASETS"]
+__all__ = ["Dataset", "load_dataset", "load_digits", "load_npz", "load_mnist", "load_cifar10", "check_classes", "DATASETS"]
 
 DATASETS = ("digits", "mnist", "cifar10")
 
@@ -234,14 +234,37 @@ def load_cifar10(data_dir: str | Path) -> Dataset:
     return Dataset(x_tr, y_tr, x_te.astype(np.int64), y_te, bits=8, signed=False, name="cifar10")
 
 
+def check_classes(data: Dataset) -> Dataset:
+    """Labels 0..K-1 with every class in the training set, K >= 2, test labels among them.
+
+    A label of 10^6 would otherwise make a 10^6-class score layer (and a
+    10^6 x 10^6 confusion matrix); a label only in the test set a class the
+    network never saw.
+    """
+    present = np.unique(data.y_train)
+    k = int(present.max()) + 1 if present.size else 0
+    if present.size < 2:
+        raise UserError(f"dataset {data.name}: the training labels hold {present.size} class(es); "
+                        "a classifier needs at least 2")
+    if present.size != k:
+        missing = sorted(set(range(k)) - set(present.tolist()))
+        raise UserError(f"dataset {data.name}: training labels must be 0..K-1 with every class present; labels run to "
+                        f"{k - 1} but {len(missing):,} class(es) never occur (e.g. {missing[0]}); renumber the classes")
+    unseen = np.setdiff1d(np.unique(data.y_test), present)
+    if unseen.size:
+        raise UserError(f"dataset {data.name}: test label {int(unseen[0])} never occurs in training "
+                        f"(training classes 0..{k - 1}); every test class must be trained")
+    return data
+
+
 def load_dataset(dataset: str, data_dir: str | Path | None = None) -> Dataset:
-    """``digits`` | ``mnist`` | ``cifar10`` | path to an .npz file."""
+    """``digits`` | ``mnist`` | ``cifar10`` | path to an .npz file; labels checked by :func:`check_classes`."""
     if dataset == "digits":
-        return load_digits()
+        return check_classes(load_digits())
     if dataset in ("mnist", "cifar10"):
         if data_dir is None:
             raise UserError(f"dataset {dataset} needs --data-dir pointing at the local files (nothing is downloaded)")
-        return load_mnist(data_dir) if dataset == "mnist" else load_cifar10(data_dir)
+        return check_classes(load_mnist(data_dir) if dataset == "mnist" else load_cifar10(data_dir))
     if dataset.endswith(".npz") or Path(dataset).exists():
-        return load_npz(dataset)
+        return check_classes(load_npz(dataset))
     raise UserError(f"unknown dataset {dataset!r}; use digits, mnist, cifar10 or a path to an .npz file")

@@ -171,6 +171,10 @@ def load_model(path: str | Path) -> tuple[BinaryNet, dict]:
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise UserError(f"{path}: checkpoint config and weights do not match ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0]})") from None
+    for name, tensor in payload["state_dict"].items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{path}: checkpoint tensor {name} holds NaN or inf; the training diverged, "
+                            "retrain (e.g. with a lower --lr)")
     model.eval()
     return model, payload
 
@@ -195,7 +199,11 @@ def load_test_set(path: str | Path) -> dict | None:
         return None
     try:
         data = load_dataset(ds["name"], ds.get("data_dir"))
-    except UserError:
+    except UserError as exc:
+        import sys
+
+        print(f"mstbnn: note: {path} was trained on {ds['name']}, which cannot be read now ({exc}); "
+              "the artefact gets no test set", file=sys.stderr)
         return None
     if payload["config"]["name"] != "mlp":
         data = data.as_images()

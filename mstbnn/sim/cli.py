@@ -9,7 +9,14 @@ from pathlib import Path
 
 from mstbnn.artefact import TESTSET, atomic_write, read_testset, result_path, rtl_dir
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "MAX_VECTORS", "VERILATOR_SPACES"]
+
+# The vectors and their golden scores are held in memory and written into the
+# testbench's JSON config; Verilator runs some 10^3-10^4 vectors/s, so 10^6
+# is already minutes to hours.
+MAX_VECTORS = 1_000_000
+VERILATOR_SPACES = "Verilator's generated makefiles cannot quote"
+
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
@@ -35,6 +42,17 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_sim)
 
 
+def _check_sim_args(args: argparse.Namespace) -> None:
+    """Every ``sim`` option, before the artefact is read or anything is built."""
+    from mstbnn import checks
+
+    checks.integer("--vectors", args.vectors, minimum=0, maximum=MAX_VECTORS,
+                   why="the vectors and golden scores are held in memory; split a longer run into seeds")
+    checks.seed("--seed", args.seed)
+    if args.simulator == "verilator":
+        checks.no_spaces(args.dir, VERILATOR_SPACES)
+
+
 def _sim(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -50,8 +68,7 @@ def _sim(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UserError(f"{directory}: no such directory; give a compiled artefact directory (mstbnn compile ... -o DIR)")
-    if args.vectors < 0:
-        raise UserError(f"--vectors {args.vectors}: must be 0 or more")
+    _check_sim_args(args)
     toolchain.check_simulator(args.simulator)
     spec, net, _ = load_spec(directory, baseline=args.baseline, engine=args.engine, step="`mstbnn sim`")
     sub = rtl_dir(directory, args.baseline, args.engine).name

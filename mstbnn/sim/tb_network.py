@@ -47,6 +47,17 @@ def _signed_scores(word: int, n_classes: int, width: int) -> list[int]:
     return out
 
 
+def _unsigned(value) -> int:
+    """A port value as an unsigned integer, whatever its width.
+
+    cocotb hands back a ``Logic`` for a 1-bit port (a 2-class network's
+    ``out_class``, a 1-input layer's ``in_data``) and a ``LogicArray`` for a
+    wider one; only the array has ``to_unsigned``.
+    """
+    to_unsigned = getattr(value, "to_unsigned", None)
+    return int(to_unsigned()) if to_unsigned is not None else int(value)
+
+
 def _unknown_signals(dut, limit: int = 40) -> list[str]:
     """Names of internal signals currently holding X/Z (a hint where they come from)."""
     found = []
@@ -178,8 +189,8 @@ class _Streamer:
             if dut.out_valid.value:
                 cls_v, sc_v = dut.out_class.value, dut.out_scores.value
                 if cls_v.is_resolvable and sc_v.is_resolvable:
-                    cls = cls_v.to_unsigned()
-                    sc = _signed_scores(sc_v.to_unsigned(), self.n_classes, self.score_width)
+                    cls = _unsigned(cls_v)
+                    sc = _signed_scores(_unsigned(sc_v), self.n_classes, self.score_width)
                 else:
                     # X/Z under a 4-state simulator: an output that depends on uninitialised state
                     if len(self.protocol_errors) < 20:

@@ -85,7 +85,7 @@ def _idx(path, magic, arr, compress):
 def test_mnist_idx(tmp_path, compress):
     rng = np.random.default_rng(2)
     xs = {n: rng.integers(0, 256, (k, 28, 28)) for n, k in (("train", 5), ("t10k", 3))}
-    ys = {n: rng.integers(0, 10, len(x)) for n, x in xs.items()}
+    ys = {"train": rng.permutation(5), "t10k": rng.integers(0, 5, 3)}  # every class in training
     for n in xs:
         _idx(tmp_path / f"{n}-images-idx3-ubyte", 2051, xs[n], compress)
         _idx(tmp_path / f"{n}-labels-idx1-ubyte", 2049, ys[n], compress)
@@ -107,10 +107,10 @@ def test_cifar10_batches(tmp_path):
     rng = np.random.default_rng(4)
     d = tmp_path / "cifar-10-batches-py"
     d.mkdir()
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        with open(d / name, "wb") as f:
+    for i, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        with open(d / name, "wb") as f:  # labels 0..9 all in training (a class check refuses gaps)
             pickle.dump({b"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8),
-                         b"labels": list(rng.integers(0, 10, 4))}, f)
+                         b"labels": [int(v) for v in (np.arange(4) + 2 * i) % 10]}, f)
     data = load_dataset("cifar10", tmp_path)
     assert data.x_train.shape == (20, 3, 32, 32) and data.x_test.shape == (4, 3, 32, 32)
     (d / "test_batch").write_bytes(b"garbage")
