@@ -47,6 +47,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors, gaps and backpressure (default 0)")
     p.add_argument("--testset", metavar="NPZ", help=f"test vectors (.npz with x[, y] or x_test[, y_test]); default DIR/{TESTSET_FILE} if present")
     p.add_argument("--no-testset", action="store_true", help="random vectors only")
+    p.add_argument("--harness", choices=("bulk", "cocotb"), default="bulk",
+                   help="bulk (default): cocotb protocol/timing phase on the first --protocol-vectors vectors, then "
+                        "every vector through a compiled Verilator harness (no Python per clock); cocotb: every "
+                        "vector through the cocotb testbench")
+    p.add_argument("--protocol-vectors", type=int, default=32, metavar="N",
+                   help="vectors of the cocotb protocol phase with --harness bulk (default 32)")
     p.set_defaults(func=_sim)
 
 
@@ -95,7 +101,11 @@ def _sim(args: argparse.Namespace) -> int:
         raise UserError(f"{directory}: no such directory; give a compiled artefact directory (mstbnn compile ... -o DIR)")
     if args.vectors < 0:
         raise UserError(f"--vectors {args.vectors}: must be 0 or more")
+    if args.protocol_vectors < 1:
+        raise UserError(f"--protocol-vectors {args.protocol_vectors}: the protocol phase needs at least 1 vector")
     toolchain.check_simulator(args.simulator)
+    if args.harness == "bulk":
+        toolchain.check_simulator("verilator")  # the bulk harness is a Verilator model
     net = load(directory)
     sub = rtl_subdir(args.baseline, args.engine)
     desc = directory / sub / "mstbnn_top.json"
@@ -143,8 +153,15 @@ def _sim(args: argparse.Namespace) -> int:
 
     build_dir = directory / "sim_build" / sub
     generate = design_generator(reuse=design.reuse, engine=args.engine, **design.extra.get("options", {}))
+    run = simulate_and_locate
+    if args.harness == "bulk":
+        from functools import partial
+
+        from mstbnn.sim.bulk import simulate_phases
+
+        run = partial(simulate_phases, protocol_vectors=args.protocol_vectors)
     try:
-        result = simulate_and_locate(
+        result = run(
             net, design, x, simulator=args.simulator, build_dir=build_dir, seed=args.seed, progress=progress, generate=generate
         )
     except ValueError as exc:  # the RTL does not fit this network (ports, classes, beats)
@@ -177,6 +194,9 @@ def _sim(args: argparse.Namespace) -> int:
         f"latency {result.latencies} cycles (model {result.latency_model}), "
         f"initiation interval {result.intervals} cycles (model {result.ii_model})"
     )
+    for name, ph in summary.get("phases", {}).items():
+        print(f"{name} phase ({ph['harness']}, {ph['simulator']}): {ph['bit_exact']}/{ph['vectors']} bit-exact, "
+              f"build {ph['build_seconds']:.1f} s, run {ph['run_seconds']:.2f} s, {ph['vectors_per_second']:.1f} vectors/s")
     print(f"{result.vectors_per_second:.1f} vectors/s simulated ({args.simulator}); figures in {out}")
     if "test_accuracy" in summary:
         print(f"test-set accuracy in hardware: {100 * summary['test_accuracy']:.2f}% over {n_test} vectors")
