@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mstbnn.compiler.ir import Network
+from mstbnn.errors import UserError
 from mstbnn.sim import toolchain
 from mstbnn.sim.design import Design
 from mstbnn.sim.stimulus import expected_outputs, to_beats
@@ -42,7 +43,7 @@ __all__ = ["BulkResult", "BULK_MAIN", "BUILD_JOBS", "build_bulk", "simulate_bulk
 BULK_MAIN = Path(__file__).with_name("bulk_main.cpp")
 PROTOCOL_VECTORS = 32  # vectors of the cocotb protocol phase in simulate_phases
 BINARY = "bulk_sim"
-_CHUNK = 4096  # images packed at a time (a 784 x 8-bit image is 6,272 bits)
+_CHUNK = 2048  # images packed at a time (a 784 x 8-bit image is 6,272 bits)
 
 # Verilator options of the bulk build: the cocotb build's (mstbnn.sim.toolchain:
 # -Wno-fatal, -fno-merge-cond, --output-split into many .cpp files that make
@@ -71,9 +72,11 @@ def pack_words(values: np.ndarray, width: int, words: int) -> np.ndarray:
     n, k = values.shape
     if k * width > 32 * words:
         raise ValueError(f"{k} values of {width} bits do not fit {words} words")
-    bits = ((values[:, :, None] >> np.arange(width, dtype=np.int64)) & 1).astype(np.uint8).reshape(n, k * width)
+    bits = np.empty((n, k, width), dtype=np.uint8)
+    for b in range(width):  # one bit plane at a time: no (n, k, width) int64 temporary
+        bits[:, :, b] = (values >> b) & 1
     padded = np.zeros((n, 32 * words), dtype=np.uint8)
-    padded[:, : k * width] = bits
+    padded[:, : k * width] = bits.reshape(n, k * width)
     return np.packbits(padded, axis=1, bitorder="little").view("<u4").reshape(n, words)
 
 
@@ -162,7 +165,8 @@ def build_bulk(design: Design, build_dir: Path, *, jobs: int = BUILD_JOBS) -> tu
     build_dir = Path(build_dir).resolve()
     if " " in str(build_dir):
         # GNU Make (Verilator's build) cannot work in a path with spaces
-        raise ValueError(f"build directory {build_dir} has a space in its path; Verilator's make cannot build there")
+        raise UserError(f"build directory {build_dir} has a space in its path, where Verilator's make cannot build; "
+                        "move the artefact directory to a path without spaces")
     toolchain.check_simulator("verilator")
     toolchain.prepare_path()
     build_dir.mkdir(parents=True, exist_ok=True)

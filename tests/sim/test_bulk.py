@@ -145,3 +145,13 @@ def test_protocol_vectors_must_be_positive(artefacts, capsys):
     rc = main(["sim", str(artefacts["dense"]), "--protocol-vectors", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--protocol-vectors 0" in err[0]
+
+
+def test_build_dir_with_a_space_is_refused_before_any_work(artefacts, tmp_path):
+    from mstbnn.errors import UserError
+    from mstbnn.sim.bulk import build_bulk
+
+    design = Design.from_hw_json(artefacts["dense"] / "rtl" / "mstbnn_top.json")
+    with pytest.raises(UserError, match="has a space in its path"):
+        build_bulk(design, tmp_path / "with space" / "bulk")
+    assert not (tmp_path / "with space").exists()
