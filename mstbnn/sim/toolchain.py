@@ -23,6 +23,8 @@ __all__ = [
     "make_runner",
     "build",
     "VERILATOR_ARGS",
+    "VERILATOR_SPLIT_ARGS",
+    "BUILD_JOBS",
 ]
 
 SIMULATORS = ("verilator", "icarus")
@@ -32,6 +34,10 @@ SIMULATORS = ("verilator", "icarus")
 # pathological on the unrolled engines (measured: 209 of 216 s of verilating a
 # 0.7 MB dense engine; 13.6 s in all without it).
 VERILATOR_ARGS = ("-Wno-fatal", "-fno-merge-cond")
+# Big unrolled engines: split the C++ into many files (g++ is far faster on
+# small functions) and compile them BUILD_JOBS at a time (2-core machines).
+VERILATOR_SPLIT_ARGS = ("--output-split", "20000", "--output-split-cfuncs", "2000")
+BUILD_JOBS = 2
 
 TIMESCALE = ("1ns", "1ps")
 
@@ -107,6 +113,8 @@ def make_runner(name: str):
             # model is split into several C++ files (large engines) the
             # precompiled header is passed as a bare file name and g++ fails.
             make.append("CFG_CXXFLAGS_PCH_I=-include")
+            # with --output-split (VERILATOR_SPLIT_ARGS) the model is many files: compile two at a time
+            make[1:1] = ["-j", str(BUILD_JOBS)]
             return cmds
 
     return TopPortsVerilator()
@@ -124,7 +132,7 @@ def build(runner, name: str, sources: list[Path], top: str, build_dir: Path, log
         sources=[Path(s).resolve() for s in sources],
         hdl_toplevel=top,
         build_dir=build_dir,
-        build_args=list(VERILATOR_ARGS) if name == "verilator" else [],
+        build_args=[*VERILATOR_ARGS, *VERILATOR_SPLIT_ARGS] if name == "verilator" else [],
         timescale=TIMESCALE,
         log_file=log_file,
     )

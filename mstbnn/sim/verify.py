@@ -24,7 +24,7 @@ from mstbnn.sim import toolchain
 from mstbnn.sim.design import Design
 from mstbnn.sim.stimulus import expected_outputs, pack_beat, to_beats
 
-__all__ = ["Mismatch", "SimResult", "simulate", "simulate_and_locate", "TB_MODULE", "TIMING_VECTORS"]
+__all__ = ["Mismatch", "SimResult", "simulate", "simulate_and_locate", "locate", "TB_MODULE", "TIMING_VECTORS"]
 
 TB_MODULE = "mstbnn.sim.tb_network"
 TIMING_VECTORS = 8  # streamed first, without stalls, to measure latency and II
@@ -144,6 +144,7 @@ class SimResult:
             "build_seconds": round(self.build_seconds, 3),
             "vectors_per_second": round(self.vectors_per_second, 1),
             "ok": self.ok,
+            **self.extra,  # e.g. the per-phase figures of mstbnn.sim.bulk.simulate_phases
         }
 
 
@@ -395,12 +396,18 @@ def simulate_and_locate(
         generated (see :mod:`mstbnn.sim.diagnose`). Without it a mismatch is
         reported by vector and class score only.
     """
+    result = simulate(net, design, x, simulator=simulator, build_dir=build_dir, seed=seed, **kwargs)
+    if result.mismatches and generate is not None:
+        result.divergence = locate(net, x, result.mismatches[0], generate=generate, simulator=simulator,
+                                   build_dir=build_dir, seed=seed)
+    return result
+
+
+def locate(net: Network, x: np.ndarray, first: Mismatch, *, generate, simulator: str, build_dir: Path,
+           seed: int = 0) -> str:
+    """The first divergent layer and channel of vector ``first.vector`` of ``x``, by simulating network prefixes."""
     from mstbnn.sim.diagnose import locate_divergence
 
-    result = simulate(net, design, x, simulator=simulator, build_dir=build_dir, seed=seed, **kwargs)
-    if not result.mismatches or generate is None:
-        return result
-    first = result.mismatches[0]
     one = np.asarray(x)[first.vector : first.vector + 1]
 
     def simulate_prefix(prefix: Network, tag: str):
@@ -409,5 +416,4 @@ def simulate_and_locate(
         r = simulate(prefix, prefix_design, one, simulator=simulator, build_dir=where, seed=seed, timing_vectors=1)
         return r.classes, r.scores
 
-    result.divergence = f"vector {first.vector}: " + locate_divergence(net, one, simulate_prefix, first.first_class)
-    return result
+    return f"vector {first.vector}: " + locate_divergence(net, one, simulate_prefix, first.first_class)

@@ -41,6 +41,7 @@ def test_sim_reports_bit_exact_and_writes_sim_json(artefacts, capsys):
     assert fig["latency"] == fig["latency_model"] and fig["latencies_seen"] == [fig["latency"]]
     assert fig["initiation_interval"] == fig["initiation_interval_model"] == 1
     assert fig["simulator"] == "verilator" and fig["baseline"] is False and fig["ok"] is True
+    assert fig["harness"] == "bulk" and fig["phases"]["bulk"]["bit_exact"] == 65
     assert fig["vectors_per_second"] > 0
     assert fig["test_accuracy"] == pytest.approx(0.8)
     assert "vec" in err  # the progress bar
@@ -48,7 +49,7 @@ def test_sim_reports_bit_exact_and_writes_sim_json(artefacts, capsys):
 
 def test_sim_baseline_writes_its_own_figures(artefacts, capsys):
     d = artefacts["dense"]
-    rc = main(["sim", str(d), "--baseline", "--vectors", "30", "--no-testset"])
+    rc = main(["sim", str(d), "--baseline", "--vectors", "30", "--no-testset", "--harness", "cocotb"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "30/30 vectors bit-exact" in out
@@ -59,7 +60,7 @@ def test_sim_baseline_writes_its_own_figures(artefacts, capsys):
 @pytest.mark.skipif("icarus" not in toolchain.available_simulators(), reason="iverilog not installed")
 def test_sim_with_icarus(artefacts, capsys):
     d = artefacts["dense"]
-    rc = main(["sim", str(d), "--simulator", "icarus", "--vectors", "30", "--no-testset"])
+    rc = main(["sim", str(d), "--simulator", "icarus", "--vectors", "30", "--no-testset", "--harness", "cocotb"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "30/30 vectors bit-exact" in out
@@ -79,7 +80,7 @@ def test_mismatch_exits_1_and_names_vector_layer_and_channel(tmp_path, capsys):
     last.weights[1, 0] ^= True
     last.schedule = Schedule.from_parents(last.weights, last.schedule.parent, last.schedule.negate)
     generate(tmp_path, EngineSpec("unrolled"), net=bad)
-    rc = main(["sim", str(tmp_path), "--vectors", "20"])
+    rc = main(["sim", str(tmp_path), "--vectors", "20", "--harness", "cocotb"])
     out, err = capsys.readouterr()
     assert rc == 1
     assert "/20 vectors bit-exact" in out and "20/20" not in out
