@@ -121,10 +121,10 @@ def _sim(args: argparse.Namespace) -> int:
     atomic_write(out, json.dumps(summary, indent=1, sort_keys=True) + "\n")
 
     print(f"{result.n_exact}/{result.n_vectors} vectors bit-exact")
-    print(
-        f"latency {result.latencies} cycles (model {result.latency_model}), "
-        f"initiation interval {result.intervals} cycles (model {result.ii_model})"
-    )
+    ii = (f"initiation interval {result.intervals} cycles (model {result.ii_model})" if result.flow_model is None else
+          f"initiation interval {result.initiation_interval} cycles in the steady state (model {result.ii_model}); "
+          f"intervals seen {result.intervals}, each image {'as' if result.timing_ok else 'NOT as'} the flow model says")
+    print(f"latency {result.latencies} cycles (model {result.latency_model}), {ii}")
     print(f"{result.vectors_per_second:.1f} vectors/s simulated ({args.simulator}); figures in {out}")
     if "test_accuracy" in summary:
         print(f"test-set accuracy in hardware: {100 * summary['test_accuracy']:.2f}% over {n_test} vectors")
