@@ -21,13 +21,15 @@ def engine_name(baseline: bool, engine: str = "unrolled") -> str:
     return f"folded-{name}" if engine == "folded" else name
 
 
-def engine_of(net_dir, baseline: bool, engine: str = "unrolled", device=None, *, step: str, stream=None):
+def engine_of(net_dir, baseline: bool, engine: str = "unrolled", device=None, *, step: str, stream=None,
+              options=None):
     """The engine ``mstbnn verilog`` generated for the artefact in ``net_dir``, from its spec: ``(engine, spec)``.
 
     A directory without generated RTL gets it first, with the defaults (and,
     for the folded engine, S and G chosen for ``device``), exactly as
-    ``mstbnn verilog`` would, and says so on ``stream``. A stale spec (the
-    network changed since) is refused with one line.
+    ``mstbnn verilog`` would, and says so on ``stream``; ``options`` are
+    generator options for that generation (e.g. ``{"target_fps": F}``). A
+    stale spec (the network changed since) is refused with one line.
     """
     from mstbnn.artefact import spec_path
     from mstbnn.hw.spec import EngineSpec, build_engine, generate, load_spec, verilog_flags
@@ -37,8 +39,9 @@ def engine_of(net_dir, baseline: bool, engine: str = "unrolled", device=None, *,
     if not net_dir.is_dir():
         raise UserError(f"{net_dir}: no such directory; give a compiled artefact directory (from `mstbnn compile`)")
     if not spec_path(net_dir, baseline, engine).is_file():
-        spec = EngineSpec(engine, not baseline)
-        flags = verilog_flags(EngineSpec(engine, not baseline, device=device.name if engine == "folded" and device else None))
+        spec = EngineSpec(engine, not baseline, dict(options or {}))
+        flags = verilog_flags(EngineSpec(engine, not baseline, dict(options or {}),
+                                         device=device.name if engine == "folded" and device else None))
         print(f"{step}: no generated engine in {spec_path(net_dir, baseline, engine).parent}; "
               f"generating it with the defaults (`mstbnn verilog {net_dir}{flags}`)", file=stream, flush=True)
         generate(net_dir, spec, device=device if engine == "folded" else None)
@@ -69,7 +72,8 @@ def report_key(device_name: str, baseline: bool, place: bool = True, engine: str
 
 
 def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: bool = False,
-                  freq_mhz: float | None = None, place: bool = True, stream=None, engine: str = "unrolled") -> dict:
+                  freq_mhz: float | None = None, place: bool = True, stream=None, engine: str = "unrolled",
+                  target_fps: float | None = None) -> dict:
     """Fit-check, synthesise and place-and-route the artefact in ``net_dir``; record it in synth.json.
 
     Returns the run's report (also stored under :func:`report_key` in
@@ -81,9 +85,15 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
 
     stream = sys.stderr if stream is None else stream
+    if target_fps is not None and engine != "folded":
+        raise UserError("--target-fps applies to --engine folded only")
     device = get_device(device_name)
     kind = engine
-    engine, spec = engine_of(net_dir, baseline, kind, device, step="synth", stream=stream)
+    engine, spec = engine_of(net_dir, baseline, kind, device, step="synth", stream=stream,
+                             options={"target_fps": target_fps} if target_fps is not None else None)
+    if target_fps is not None and spec.options.get("target_fps") != target_fps:
+        raise UserError(f"{net_dir}: the generated {kind} engine was not chosen for --target-fps {target_fps:g}; "
+                        f"run `mstbnn verilog {net_dir} --engine {kind} --device {device.name} --target-fps {target_fps:g}`")
     in_width, class_width = len(engine.in_data), len(engine.out_class)
     chunk = choose_chunk(in_width, int(engine.input_width), class_width, device.io_pins)
     fit = estimate_fit(engine.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width))
@@ -94,6 +104,9 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     build_dir = Path(net_dir) / "synth" / (f"{device.name}-{name}" + ("" if place else "-synth-only"))
     report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream)
     report = {"engine": name, "network_sha256": spec.network_sha256, "spec": spec.fields(), "estimate": fit, **report}
+    if "target_fps" in spec.options:  # achieved = placed Fmax / II, beside the target
+        report["target_fps"] = spec.options["target_fps"]
+        report["achieved_fps"] = report["throughput_per_s"]
     write_report(Path(net_dir) / SYNTH_REPORT, report_key(device.name, baseline, place, kind), report)
     return report
 
@@ -119,6 +132,11 @@ def format_report(report: dict) -> str:
         f" = {report['latency_ns']:.0f} ns" if fmax else
         f"  Fmax: not measured   II {report['initiation_interval']} cycles   latency {report['latency_cycles']} cycles",
     ]
+    if "target_fps" in report:
+        got = report["achieved_fps"]
+        lines.append(f"  target {report['target_fps']:,.0f} images/s: " + (
+            f"achieved {got:,.0f} images/s (placed Fmax / II), {'met' if got >= report['target_fps'] else 'MISSED'}"
+            if got else "achieved: not measured (not placed)"))
     return "\n".join(lines)
 
 
@@ -152,7 +170,7 @@ def _cmd_synth(args) -> int:
     _check_synth_args(args)
 
     report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
-                           place=not args.synth_only, engine=args.engine)
+                           place=not args.synth_only, engine=args.engine, target_fps=args.target_fps)
     print(format_report(report))
     print(f"report: {Path(args.dir) / SYNTH_REPORT}")
     return 0
@@ -238,6 +256,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="synthesise even when the estimate does not fit the device")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="placer target clock (default: 60 on iCE40, 120 on ECP5); Fmax is measured either way")
+    p.add_argument("--target-fps", type=float, default=None, metavar="F",
+                   help="folded: when DIR has no generated engine, generate the smallest one meeting F images/s "
+                        "(as `mstbnn verilog --target-fps`); the report gives placed Fmax / II beside F")
     p.add_argument("--synth-only", action="store_true",
                    help="yosys only: LUT/FF counts without place-and-route or Fmax (for designs too big to place quickly)")
     p.set_defaults(func=_cmd_synth)

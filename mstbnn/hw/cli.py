@@ -28,6 +28,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--device", default=None, metavar="D",
                    help="folded: choose S and G per layer for device D's LUT and block-RAM budget (the choice is "
                         "recorded in the engine spec, so `synth` builds the same engine)")
+    p.add_argument("--target-fps", type=float, default=None, metavar="F",
+                   help="folded, with --device: the smallest configuration (S, G, trees per layer) that meets F "
+                        "images/s at the device's expected folded-engine clock (exact cycle model); refused, with "
+                        "the best figure, when D cannot")
     p.add_argument("--adder-levels-per-stage", type=int, default=2, help="popcount-tree adder levels per register (default 2)")
     p.add_argument("--tree-levels-per-stage", type=int, default=1, help="reuse-tree levels per pipeline stage (default 1)")
     p.add_argument("--corrections", choices=("auto", "early", "late", "inline"), default="auto",
@@ -44,8 +48,15 @@ def _check_verilog_args(args: argparse.Namespace) -> None:
     checks.integer("--tree-levels-per-stage", args.tree_levels_per_stage, minimum=1)
     checks.integer("--simd", args.simd, minimum=1, why="XNOR-popcount bits per cycle")
     checks.integer("--gather", args.gather, minimum=1, why="positions gathered per cycle")
-    if args.engine != "folded" and (args.simd is not None or args.gather is not None):
-        raise UserError("--simd and --gather apply to --engine folded only")
+    if args.engine != "folded" and (args.simd is not None or args.gather is not None or args.target_fps is not None):
+        raise UserError("--simd, --gather and --target-fps apply to --engine folded only")
+    if args.target_fps is not None:
+        if args.simd is not None or args.gather is not None:
+            raise UserError("give either --target-fps (S and G chosen to meet it) or --simd/--gather, not both")
+        if args.device is None:
+            raise UserError("--target-fps needs --device D: images/s depend on the device's clock and size")
+        if not args.target_fps > 0 or args.target_fps == float("inf"):
+            raise UserError(f"--target-fps {args.target_fps:g}: give a positive number of images per second")
     if args.engine == "folded":
         if (args.adder_levels_per_stage, args.tree_levels_per_stage, args.corrections) != (2, 1, "auto"):
             raise UserError("--adder-levels-per-stage, --tree-levels-per-stage and --corrections apply to the "
@@ -65,6 +76,8 @@ def spec_from_args(args: argparse.Namespace, net):
         device = get_device(args.device)
     if args.engine == "folded":
         options = {}
+        if args.target_fps is not None:
+            options["target_fps"] = args.target_fps
         if args.simd is not None or args.gather is not None:
             simd = 32 if args.simd is None else args.simd
             gather = 2 if args.gather is None else args.gather
@@ -85,5 +98,25 @@ def _verilog(args: argparse.Namespace) -> int:
     _check_verilog_args(args)
     net = load(args.dir)
     spec, device = spec_from_args(args, net)
-    print(generate(args.dir, spec, device=device, net=net))
+    path = generate(args.dir, spec, device=device, net=net)
+    if "target_fps" in spec.options:
+        print(target_summary(path))
+    print(path)
     return 0
+
+
+def target_summary(verilog) -> str:
+    """One line on the engine a throughput target chose, from its spec beside ``verilog``."""
+    import json
+
+    from mstbnn.boards.devices import get_device
+
+    desc = json.loads(verilog.with_suffix(".json").read_text())
+    family = get_device(desc["device"]).family
+    opts, est = desc["options"], desc["estimate"][family]
+    fmax, ii = opts["expected_fmax_mhz"], desc["initiation_interval"]
+    lut4eq = est["luts"] + (2 * est["carry"] if family == "ecp5" else 0)  # LUT sites, the boards report's
+    config = ", ".join(f"{s}/{g}" for s, g in opts["config"])
+    return (f"target {opts['target_fps']:,.0f} images/s on {desc['device']}: II {ii:,} cycles = "
+            f"{fmax * 1e6 / ii:,.0f} images/s at the expected {fmax:g} MHz (an assumption until placed); "
+            f"S/G per layer {config}; estimated {lut4eq:,} LUT4-eq, {est['bram']} BRAM")

@@ -7,7 +7,9 @@ needs) plus everything needed to rebuild exactly that engine:
 - ``engine``: ``"unrolled"`` or ``"folded"``; ``reuse``: False for the plain baseline;
 - ``options``: every generator option (unrolled: adder and tree levels per
   stage, corrections, fused leaves; folded: ``config``, the (S, G) pair per
-  binary layer) and ``device``, the device a configuration pass chose them for;
+  binary layer, and with a throughput target ``target_fps`` and the
+  ``expected_fmax_mhz`` it was met at) and ``device``, the device a
+  configuration pass chose them for;
 - ``network``: ``null`` when the engine computes DIR's schedules as compiled,
   else the file name of the network (beside the spec) carrying the schedules
   a pass re-treed (the folded configuration pass keeps, per layer, the tree
@@ -44,6 +46,10 @@ ENGINES = ("unrolled", "folded")
 # The network a configuration pass re-treed, beside the spec (compiler.io format).
 PASS_NETWORK = "network.json"
 
+# config: (S, G) per binary layer; target_fps and expected_fmax_mhz: the throughput target it was chosen for
+# (mstbnn.hw.folded.throughput) and the clock assumed for it
+FOLDED_OPTIONS = {"config", "target_fps", "expected_fmax_mhz"}
+
 UNROLLED_DEFAULTS = {
     "adder_levels_per_stage": 2,
     "tree_levels_per_stage": 1,
@@ -71,8 +77,8 @@ class EngineSpec:
             if unknown:
                 raise UserError(f"unrolled engine: unknown option(s) {', '.join(sorted(unknown))}")
             self.options = {**UNROLLED_DEFAULTS, **self.options}
-        elif set(self.options) - {"config"}:
-            raise UserError(f"folded engine: unknown option(s) {', '.join(sorted(set(self.options) - {'config'}))}")
+        elif set(self.options) - FOLDED_OPTIONS:
+            raise UserError(f"folded engine: unknown option(s) {', '.join(sorted(set(self.options) - FOLDED_OPTIONS))}")
 
     def fields(self) -> dict:
         return {
@@ -90,7 +96,8 @@ class EngineSpec:
 def verilog_flags(spec: EngineSpec) -> str:
     """The ``mstbnn verilog`` flags that regenerate an engine of this kind (for error messages)."""
     flags = (" --engine folded" if spec.engine == "folded" else "") + ("" if spec.reuse else " --baseline")
-    return flags + (f" --device {spec.device}" if spec.device else "")
+    flags += f" --device {spec.device}" if spec.device else ""
+    return flags + (f" --target-fps {spec.options['target_fps']:g}" if "target_fps" in spec.options else "")
 
 
 def configure(net, spec: EngineSpec, device=None):
@@ -101,9 +108,23 @@ def configure(net, spec: EngineSpec, device=None):
     (:func:`mstbnn.hw.folded.estimate.choose_config`), which may also re-tree
     layers: the returned ``net`` carries the schedules the engine uses. With
     no device, the folded defaults (:func:`mstbnn.hw.folded.network.layer_plans`).
-    The unrolled engine has no device-dependent options.
+    With a ``target_fps`` option, the smallest configuration that meets it
+    on the device's expected clock (:func:`mstbnn.hw.folded.throughput.choose_for_target`),
+    recorded with ``expected_fmax_mhz``; refused with one line when the
+    target cannot be met. The unrolled engine has no device-dependent options.
     """
-    if spec.engine == "folded" and "config" not in spec.options:
+    if spec.engine == "folded" and "config" not in spec.options and "target_fps" in spec.options:
+        if device is None:
+            raise UserError("--target-fps needs --device D: images/s depend on the device's clock and size")
+        from mstbnn.hw.folded.throughput import choose_for_target
+
+        target = spec.options["target_fps"]
+        choice = choose_for_target(net, device, float(target), reuse=spec.reuse)
+        net = choice.net
+        spec.device = device.name
+        spec.options = {"target_fps": target, "expected_fmax_mhz": choice.fmax_mhz,
+                        "config": [[int(s), int(g)] for s, g in choice.config]}
+    elif spec.engine == "folded" and "config" not in spec.options:
         if device is not None:
             from mstbnn.hw.folded.estimate import choose_config
 
@@ -132,7 +153,7 @@ def build_engine(net, spec: EngineSpec):
         if config is not None:  # one (S, G) pair for every layer, or one pair per layer
             config = tuple(config) if isinstance(config[0], int) else [tuple(c) for c in config]
         engine = FoldedNetworkEngine(net, reuse=spec.reuse, config=config)
-        spec.options = {"config": [[int(s), int(g)] for s, g in engine.config]}
+        spec.options = {**spec.options, "config": [[int(s), int(g)] for s, g in engine.config]}
         return engine
     from mstbnn.hw.network import NetworkEngine
 

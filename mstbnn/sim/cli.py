@@ -155,10 +155,10 @@ def _sim(args: argparse.Namespace) -> int:
     atomic_write(out, json.dumps(summary, indent=1, sort_keys=True) + "\n")
 
     print(f"{result.n_exact}/{result.n_vectors} vectors bit-exact")
-    print(
-        f"latency {result.latencies} cycles (model {result.latency_model}), "
-        f"initiation interval {result.intervals} cycles (model {result.ii_model})"
-    )
+    ii = (f"initiation interval {result.intervals} cycles (model {result.ii_model})" if result.flow_model is None else
+          f"initiation interval {result.initiation_interval} cycles in the steady state (model {result.ii_model}); "
+          f"intervals seen {result.intervals}, each image {'as' if result.timing_ok else 'NOT as'} the flow model says")
+    print(f"latency {result.latencies} cycles (model {result.latency_model}), {ii}")
     for name, ph in summary.get("phases", {}).items():
         print(f"{name} phase ({ph['harness']}, {ph['simulator']}): {ph['bit_exact']}/{ph['vectors']} bit-exact, "
               f"build {ph['build_seconds']:.1f} s, run {ph['run_seconds']:.2f} s, {ph['vectors_per_second']:.1f} vectors/s")

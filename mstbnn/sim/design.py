@@ -85,7 +85,7 @@ class Design:
                 latency=int(data["latency"]),
                 initiation_interval=int(data["initiation_interval"]),
                 reuse=bool(data["reuse"]),
-                extra={k: data[k] for k in ("options", "stage_depths", "input_signed") if k in data},
+                extra={k: data[k] for k in ("options", "stage_depths", "input_signed", "flow_model") if k in data},
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{path}: not a valid design description ({type(exc).__name__}: {exc}); regenerate it with `mstbnn verilog`") from None

@@ -90,12 +90,20 @@ class FoldedNetworkEngine(StreamEngine):
         As for the unrolled engine.
     latency, initiation_interval : int
         From the exact flow model (:mod:`mstbnn.hw.folded.timing`).
+    flow : dict
+        :func:`mstbnn.hw.folded.timing.flow_model`: also the first images'
+        input and output intervals and latencies (the first image enters an
+        empty pipeline, so its interval can be shorter than the II).
     window_cycles : list of int
         W per binary layer.
     """
 
     def __init__(self, net, *, reuse: bool = True, config=None):
-        from mstbnn.hw.folded.timing import cycle_model
+        from mstbnn.hw.folded.timing import flow_model
+
+        def cycle_model(timings, beats):
+            self.flow = flow_model(timings, beats)
+            return self.flow["latency"], self.flow["initiation_interval"]
 
         stages = plan_folded_stages(net, reuse=reuse, config=config)
         self.plans = [s.plan for s in stages if isinstance(s, FoldedStage)]

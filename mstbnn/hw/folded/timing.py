@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from mstbnn.hw.timing import FrontCounter
 
-__all__ = ["simulate_flow", "cycle_model", "bottleneck_cycles"]
+__all__ = ["simulate_flow", "flow_trace", "flow_model", "cycle_model", "bottleneck_cycles", "FLOW_IMAGES"]
 
 
 class _Stage:
@@ -122,14 +122,46 @@ def simulate_flow(stages: list[dict], beats_per_image: int, images: int, max_cyc
     """Replay the flow control with an always-valid source and an always-ready sink.
 
     Returns (last_beat, out): the cycle of each image's last input handshake
-    and of each output handshake.
+    and of each output handshake (:func:`flow_trace` also gives the first).
+    """
+    trace = flow_trace(stages, beats_per_image, images, max_cycles)
+    return trace["last_in"], trace["out"]
+
+
+FLOW_IMAGES = 8  # images the spec's flow trace covers (the simulator's timing phase streams 8)
+
+_CONSTANT = ("argmax", "classes", "folded", "walk", "front")
+
+
+def _state(model, source_pos: int) -> tuple:
+    """Everything the future flow depends on (an always-valid source: its position in the image)."""
+    return (source_pos,) + tuple(
+        tuple(v for k, v in vars(st).items() if k not in _CONSTANT) + (st.front.pos,) for st in model)
+
+
+def flow_trace(stages: list[dict], beats_per_image: int, images: int, max_cycles: int = 5_000_000, *,
+               until_periodic: bool = False) -> dict:
+    """The cycle of every image's first and last input handshake and of every output handshake.
+
+    Keys ``first_in``, ``last_in``, ``out`` (cycle 0 = the first cycle after
+    reset), from an always-valid source and an always-ready sink, as the
+    simulator's timing phase streams. The first image enters an empty
+    pipeline, so the first intervals can be shorter than the steady state
+    (a padded first conv inserts its top pads without waiting).
+
+    With ``until_periodic`` the source never runs dry and the replay goes on
+    until the whole flow state at an output handshake repeats an earlier
+    one (from then on the flow is periodic: it is deterministic); ``period``
+    is then ``(j, k)``, outputs j and k with the same state.
     """
     model = [_Stage(s) for s in stages]
     total = beats_per_image * images
     sent = 0
-    last_beat, out = [], []
+    first_beat, last_beat, out = [], [], []
+    seen: dict = {}
+    period = None
     cycle = 0
-    while len(out) < images:
+    while len(out) < images or (until_periodic and period is None):
         if cycle > max_cycles:
             raise RuntimeError("folded flow model did not finish: the pipeline is stuck")
         ready = True
@@ -139,25 +171,59 @@ def simulate_flow(stages: list[dict], beats_per_image: int, images: int, max_cyc
             readies[k], plans[k] = model[k].comb(ready)
             ready = readies[k]
         if model[-1].out_valid:
+            if until_periodic and period is None:
+                key = _state(model, sent % beats_per_image)
+                if key in seen:
+                    period = (seen[key], len(out))
+                seen[key] = len(out)
             out.append(cycle)
         out_valid = [s.out_valid for s in model]
         for k, st in enumerate(model):
-            in_valid = (sent < total) if k == 0 else out_valid[k - 1]
+            in_valid = (until_periodic or sent < total) if k == 0 else out_valid[k - 1]
             consumed = st.update(plans[k], in_valid)
             if k == 0 and consumed:
+                if sent % beats_per_image == 0:
+                    first_beat.append(cycle)
                 sent += 1
                 if sent % beats_per_image == 0:
                     last_beat.append(cycle)
         cycle += 1
-    return last_beat, out
+    n = len(out)
+    return {"first_in": first_beat[:n], "last_in": last_beat[:n], "out": out, "period": period}
 
 
-def cycle_model(stages: list[dict], beats_per_image: int, images: int = 4) -> tuple[int, int]:
+def flow_model(stages: list[dict], beats_per_image: int, images: int = FLOW_IMAGES) -> dict:
+    """The exact timing of the first ``images`` images and the steady state.
+
+    ``latency``: image 0's last input beat to its output; ``initiation_interval``:
+    the largest output gap of the periodic steady state (every gap, when
+    the period is one image); ``input_intervals``, ``output_intervals``:
+    the gaps between consecutive images' first input beats and outputs;
+    ``latencies``: each image's last input beat to its output (``images``
+    images; the first intervals may be shorter than the steady state);
+    ``steady_from``: the first output interval (index into
+    ``output_intervals``) of the periodic steady state.
+    """
+    tr = flow_trace(stages, beats_per_image, images, until_periodic=True)
+    j, k = tr["period"]
+    out = tr["out"]
+    steady = [b - a for a, b in zip(out[j:k], out[j + 1:k + 1])] or [1]
+    first, last = tr["first_in"][:images], tr["last_in"][:images]
+    return {
+        "latency": out[0] - last[0],
+        "initiation_interval": max(steady),
+        "images": images,
+        "steady_from": j,
+        "input_intervals": [b - a for a, b in zip(first, first[1:])],
+        "output_intervals": [b - a for a, b in zip(out[:images], out[1:images])],
+        "latencies": [o - l for o, l in zip(out, last)],
+    }
+
+
+def cycle_model(stages: list[dict], beats_per_image: int, images: int = FLOW_IMAGES) -> tuple[int, int]:
     """(latency, initiation interval): image 0's last input beat to its output; steady-state output gap."""
-    last_beat, out = simulate_flow(stages, beats_per_image, images)
-    latency = out[0] - last_beat[0]
-    gaps = [b - a for a, b in zip(out[1:], out[2:])] or [out[-1] - out[0] if len(out) > 1 else 1]
-    return latency, max(gaps)
+    model = flow_model(stages, beats_per_image, images)
+    return model["latency"], model["initiation_interval"]
 
 
 def bottleneck_cycles(stages: list[dict], beats_per_image: int) -> int:

@@ -28,6 +28,7 @@ def describe(engine) -> dict:
         port_description(engine),
         window_cycles=engine.window_cycles,
         storage_bits=engine.storage_bits,
+        flow_model={k: engine.flow[k] for k in ("images", "steady_from", "input_intervals", "output_intervals", "latencies")},
         estimate={family: _plain(engine.resource_estimate(family)) for family in ("ice40", "ecp5")},
     )
 

@@ -59,7 +59,31 @@ def test_network_bit_exact_and_cycle_model_exact(name, reuse, config):
     bpi = eng.beats_per_image
     assert out_cycles[0] - ins[bpi - 1] == eng.latency
     assert max(b - a for a, b in zip(out_cycles[1:], out_cycles[2:])) == eng.initiation_interval
+    _check_flow(eng, ins, out_cycles, len(x))
     assert bottleneck_cycles([s.timing for s in eng.stages], bpi) <= eng.initiation_interval
+
+
+def _check_flow(eng, ins, out_cycles, images):
+    """Every image's input interval, output interval and latency as the flow model says (no stalls)."""
+    bpi = eng.beats_per_image
+    first, last = ins[::bpi][:images], ins[bpi - 1::bpi][:images]
+    assert [b - a for a, b in zip(first, first[1:])] == eng.flow["input_intervals"][: images - 1]
+    assert [b - a for a, b in zip(out_cycles, out_cycles[1:])] == eng.flow["output_intervals"][: images - 1]
+    assert [o - l for o, l in zip(out_cycles, last)] == eng.flow["latencies"][:images]
+
+
+def test_first_image_enters_an_empty_pipeline():
+    """A padded first conv inserts image 0's top pads at once: its first input interval is shorter than
+    the II (the 28x28 MNIST cnn's `[30441, 50597]`), and the model predicts every interval exactly."""
+    rng = np.random.default_rng(0)
+    net = schedule_network(random_conv_network(rng, input_shape=(1, 8, 8), convs=((4, 3, 1, 1, True), (8, 3, 1, 1, True)),
+                                               classes=4))
+    eng = FoldedNetworkEngine(net, reuse=True, config=(8, 2))
+    x = random_inputs(net, rng, 5)
+    ins, out_cycles = _check(eng, net, x)
+    first = ins[:: eng.beats_per_image]
+    assert first[1] - first[0] < eng.initiation_interval == first[2] - first[1]
+    _check_flow(eng, ins, out_cycles, len(x))
 
 
 @pytest.mark.parametrize("options", [dict(negation=True), dict(max_depth=1), dict(negation=True, max_depth=2)])
