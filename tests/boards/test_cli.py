@@ -15,7 +15,9 @@ from mstbnn.compiler.random import random_dense_network, random_inputs
 from tests.boards.test_host import FakeBoard, decode
 
 
-def _artefact(tmp_path, *, features=12, hidden=(10,), classes=4, bits=4, clustered=True, testset=0, seed=0):
+def _artefact(tmp_path, *, features=12, hidden=(10,), classes=4, bits=4, clustered=True, testset=0, seed=0,
+              engine=False):
+    """A compiled artefact (with ``testset`` labelled vectors); with ``engine``, its generated reuse engine too."""
     rng = np.random.default_rng(seed)
     net = schedule_network(random_dense_network(rng, features=features, hidden=hidden, classes=classes, bits=bits,
                                                 clustered=clustered))
@@ -24,6 +26,10 @@ def _artefact(tmp_path, *, features=12, hidden=(10,), classes=4, bits=4, cluster
     if testset:
         x = random_inputs(net, rng, testset)
         np.savez(d / "testset.npz", x=x, y=run(net, x).classes)
+    if engine:  # what `mstbnn verilog` writes; `run` checks the board's network against its spec
+        from mstbnn.hw.spec import EngineSpec, generate
+
+        generate(d, EngineSpec("unrolled"))
     return d, net
 
 
@@ -70,7 +76,7 @@ def test_design_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys):
     (["run", "{d}", "--port", "/dev/null", "--inputs", "{d}/missing.npy"], "missing.npy: no such file"),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, message):
-    d, _ = _artefact(tmp_path, testset=3)
+    d, _ = _artefact(tmp_path, testset=3, engine=argv[0] == "run")
     assert main([a.format(d=d) for a in argv]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mstbnn: error:")]
     assert len(errors) == 1 and message in errors[0]
@@ -78,7 +84,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, message):
 
 @pytest.mark.parametrize("honest", [True, False])
 def test_run_prints_predictions_and_checks_them(tmp_path, capsys, honest):
-    d, net = _artefact(tmp_path, testset=6, seed=4)
+    d, net = _artefact(tmp_path, testset=6, seed=4, engine=True)
     fmt = format_from_network(net)
     master, slave = os.openpty()
 

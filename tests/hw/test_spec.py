@@ -85,8 +85,8 @@ def test_synth_without_rtl_generates_the_defaults_and_says_so(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("step", [["synth", "--device", "ecp5-25k", "--synth-only"],
-                                  ["bitstream", "--board", "ulx3s"]])
-def test_network_changed_after_verilog_is_stale_for_synth_and_bitstream(tmp_path, capsys, step):
+                                  ["bitstream", "--board", "ulx3s"], ["run", "--port", "/dev/null"]])
+def test_network_changed_after_verilog_is_stale_for_synth_bitstream_and_run(tmp_path, capsys, step):
     d = _artefact(tmp_path)
     assert main(["verilog", str(d)]) == 0
     with np.load(d / "network.npz") as f:
