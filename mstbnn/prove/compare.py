@@ -13,6 +13,7 @@ whose form differs, or the value that could not be proven exact.
 from __future__ import annotations
 
 import time
+from math import gcd
 
 from mstbnn.prove.evaluate import ArgOf, Evaluator, Opaque, run_deep
 from mstbnn.prove.linear import Lin, Space
@@ -41,97 +42,103 @@ def _form_text(space: Space, lin: Lin, limit: int = 4) -> str:
     return " ".join(parts) + more + (f" {lin.const:+d}" if lin.const else "")
 
 
-def _atoms_in(space: Space, lins) -> list:
-    """Every atom reachable from ``lins`` through atom definitions, earliest first."""
-    seen, order, stack = set(), [], []
-    for lin in lins:
-        stack.extend(v for v in lin.form if v in space.atom_def)
-    while stack:
-        v = stack.pop()
-        if v in seen:
-            continue
-        seen.add(v)
-        order.append(v)
-        d = space.atom_def[v]
-        deps = d[1] if d[0] == "lin" else d[1]
-        stack.extend(u for u in deps if u in space.atom_def)
-    return order
+def _spec_atom(space: Space, spec, layer: int, channel: int):
+    """The specification's output literal of (layer, channel): (atom var or None, sign)."""
+    if layer == 0:
+        for var, lab in space.label.items():
+            if lab == (0, channel):
+                return var
+        return None
+    for ls in spec.layers:
+        if ls.index == layer:
+            bit = ls.outputs[channel]
+            return next(iter(bit.form)) if bit.form else None
+    return None
 
 
-def _diagnose_atom(space: Space, spec, var: int):
-    """The specification channel a wrong hardware atom stands for, and how it differs."""
-    d = space.atom_def[var]
-    issues = space.atom_issues.get(var, ())
-    deps = list(d[1])
-    dep_layers = [space.label[u][0] for u in deps if u in space.label]
-    # The layer whose inputs are the atom's variables: after the latest layer it reads.
-    prev = max(dep_layers) if dep_layers else 0
-    candidates = [ls for ls in spec.layers if ls.index > prev and ls.outputs and ls is not spec.layers[-1]]
-    if not candidates:
-        candidates = [ls for ls in spec.layers if ls is not spec.layers[-1]]
-    if not dep_layers and spec.quantized:
-        feature = min(int(space.names[u].split("[")[1].rstrip("]")) for u in deps) // spec.input_width
-        what = "; ".join(issues) if issues else "its compare is not the network's threshold"
-        return (NOT_PROVEN if issues else DIFFERS), f"layer 0 (input quantiser) feature {feature}: {what}", 0, feature
-    else:
-        target = candidates[0] if candidates else None
-        layer_name = f"layer {target.index} (dense)" if target else "a hidden layer"
-    best, best_score, detail = None, None, ""
-    if target is not None and d[0] == "lin":
-        form, cut = d[1], d[2]
-        for j, bit in enumerate(target.outputs):
-            if not bit.form:
-                continue
-            sv = next(iter(bit.form))
-            sd = space.atom_def.get(sv)
-            if sd is None or sd[0] != "lin":
-                continue
-            sform, scut = sd[1], sd[2]
-            keys = set(form) | set(sform)
-            diff = [k for k in keys if form.get(k, 0) != sform.get(k, 0)]
-            score = len(diff) + (cut != scut)
-            if best_score is None or score < best_score:
-                best, best_score = j, score
-                parts = []
-                if diff:
-                    parts.append("the weights on " + ", ".join(space.describe(k) for k in sorted(diff)[:4]))
-                if cut != scut:
-                    parts.append(f"the threshold (compare at {cut}, the network's cut is {scut})")
-                detail = " and ".join(parts)
-    if issues:
-        return NOT_PROVEN, f"{layer_name} channel {best if best is not None else '?'}: " + "; ".join(issues), \
-            target.index if target else None, best
-    if best is None:
-        return DIFFERS, f"{layer_name}: the hardware computes a compare no channel of the network makes", \
-            target.index if target else None, None
-    return DIFFERS, f"{layer_name} channel {best} differs from the network: {detail or 'its compare'}", target.index, best
+def _layer_name(spec, layer: int) -> str:
+    if layer == 0:
+        return "layer 0 (input quantiser) feature"
+    kind = "scores" if layer == spec.layers[-1].index else "dense"
+    return f"layer {layer} ({kind}) channel"
+
+
+def _explain(space: Space, spec, layer: int, channel: int, hw_form: dict, hw_cut, spec_form: dict, spec_cut,
+             hw_var=None, depth: int = 0):
+    """Why the hardware's (layer, channel) differs: descend to the earliest channel that does.
+
+    ``hw_form`` / ``spec_form`` are the channel's forms over the previous
+    layer's output atoms. A specification atom the hardware form lacks is a
+    channel of an earlier layer that the hardware computes differently: the
+    explanation continues there with the hardware's own atom in its place.
+    """
+    name = f"{_layer_name(spec, layer)} {channel}"
+    if hw_var is not None and hw_var in space.atom_issues:
+        return NOT_PROVEN, f"{name}: " + "; ".join(space.atom_issues[hw_var]), layer, channel
+    if hw_form is not None and spec_form is not None and depth < 64:
+        missing = sorted((space.label[v], v) for v in spec_form if v not in hw_form and v in space.label)
+        if missing:
+            (lay, ch), sv = missing[0]
+            # The hardware's literal in its place: an unknown atom with the same (or opposite) coefficient.
+            k = spec_form[sv]
+            extra = [v for v in hw_form if v not in spec_form and v not in space.label]
+            pick = next((v for v in extra if abs(hw_form[v]) == abs(k)), extra[0] if extra else None)
+            if pick is None or pick not in space.atom_def:
+                other = [space.describe(v) for v in hw_form if hw_form.get(v) != spec_form.get(v) and v != sv]
+                more = f"; the hardware's bit there is {other[0]}'s" if other else ""
+                return DIFFERS, f"{_layer_name(spec, lay)} {ch} differs from the network{more}", lay, ch
+            hd, sd = _normal(space.predicate.get(pick)), _normal(space.predicate.get(sv))
+            if hd is not None and sd is not None:
+                return _explain(space, spec, lay, ch, hd[0], hd[1], sd[0], sd[1], pick, depth + 1)
+            return _explain(space, spec, lay, ch, None, None, None, None, pick, depth + 1)
+    if hw_form is None or spec_form is None:
+        return DIFFERS, f"{name} differs from the network: its compare is not the network's", layer, channel
+    # Same inputs: the weights (coefficients) or the cut differ. The form may be negated (a complement literal).
+    best = None
+    for sign in (1, -1):
+        form = {v: sign * c for v, c in hw_form.items()}
+        diff = sorted(v for v in set(form) | set(spec_form) if form.get(v, 0) != spec_form.get(v, 0))
+        if best is None or len(diff) < len(best):
+            best = diff
+            negated = sign < 0
+    parts = []
+    if best:
+        parts.append("the weights on " + ", ".join(space.describe(v) for v in best[:4]) +
+                     (f" and {len(best) - 4} more" if len(best) > 4 else ""))
+    if hw_cut is not None and not negated and hw_cut != spec_cut:
+        parts.append(f"the threshold (the hardware compares at {hw_cut}, the network at {spec_cut})")
+    if negated and not best:
+        parts.append("the compare's direction")
+    return DIFFERS, f"{name} differs from the network: " + (" and ".join(parts) or "its compare"), layer, channel
+
+
+def _normal(pred):
+    """(form, cut) of ``[form + const >= 0]`` with the gcd divided out: ``form / g >= cut``."""
+    if pred is None:
+        return None
+    form, const = pred
+    g = 0
+    for c in form.values():
+        g = gcd(g, c)
+    g = g or 1
+    return {v: c // g for v, c in form.items()}, -(const // g)
 
 
 def _check_scores(space, spec, scores_hw, where):
-    for j, (hw, want) in enumerate(zip(scores_hw, spec.scores)):
-        if not isinstance(hw, Lin):
-            raise _Failure(NOT_PROVEN, f"score {j} ({where}): " + "; ".join(_issues_of(hw) or ("not a linear form",)),
-                           spec.layers[-1].index, j)
-    # A wrong atom below the scores is the first difference; report the earliest one.
-    wrong = [v for v in _atoms_in(space, [s for s in scores_hw]) if v not in space.label]
-    if wrong:
-        # The first difference: a wrong atom all of whose atom variables are specification atoms.
-        def depth(v):
-            return max((space.label[u][0] for u in space.atom_def[v][1] if u in space.label), default=-1)
-
-        first = [v for v in wrong if all(u in space.label or u not in space.atom_def for u in space.atom_def[v][1])]
-        raise _Failure(*_diagnose_atom(space, spec, min(first or wrong, key=lambda v: (depth(v), v))))
     last = spec.layers[-1]
+    for j, hw in enumerate(scores_hw):
+        if not isinstance(hw, Lin):
+            raise _Failure(NOT_PROVEN, f"layer {last.index} (scores) channel {j} ({where}): " +
+                           "; ".join(_issues_of(hw) or ("not a linear form",)), last.index, j)
     for j, (hw, want) in enumerate(zip(scores_hw, spec.scores)):
-        if hw.issues:
+        if hw.same(want) and not hw.issues:
+            continue
+        verdict, message, layer, channel = _explain(space, spec, last.index, j, hw.form, None, want.form, None)
+        if layer == last.index and hw.issues:
             raise _Failure(NOT_PROVEN, f"layer {last.index} (scores) channel {j}: " + "; ".join(hw.issues), last.index, j)
-        if not hw.same(want):
-            keys = set(hw.form) | set(want.form)
-            diff = sorted(k for k in keys if hw.form.get(k, 0) != want.form.get(k, 0))
-            what = ("the weights on " + ", ".join(space.describe(k) for k in diff[:4])) if diff else \
-                f"the constant ({hw.const} vs {want.const})"
-            raise _Failure(DIFFERS, f"layer {last.index} (scores) channel {j} differs from the network: {what}",
-                           last.index, j)
+        if layer == last.index and not [v for v in set(hw.form) | set(want.form) if hw.form.get(v) != want.form.get(v)]:
+            message = f"layer {last.index} (scores) channel {j} differs from the network: the constant ({hw.const} vs {want.const})"
+        raise _Failure(verdict, message, layer, channel)
 
 
 def prove_netlist(netlist: Netlist, net, desc: dict, progress=None) -> dict:

@@ -130,14 +130,24 @@ def run_deep(fn, *args):
     return result[0]
 
 
-def _wrap(v: Lin, m: int, signed: bool, what: str) -> Lin:
-    """``v`` read as an m-bit (signed) integer: exact when the interval lies in one window."""
+def _wrap(v: Lin, m: int, signed: bool, what: str, space: Space, plain: bool = False) -> Lin:
+    """``v``'s low m bits read as an m-bit (signed) integer, exactly.
+
+    In one window of ``2**m`` the read is ``v - q * 2**m``; across one window
+    edge E (an interval narrower than ``2**m``) it is
+    ``v - q * 2**m - 2**m * [v >= E]``; wider intervals lose information and
+    are an issue.
+    """
     base = -(1 << (m - 1)) if signed else 0
     q = (v.lo - base) >> m
-    if (v.hi - base) >> m != q:
-        kind = "signed" if signed else "unsigned"
+    if (v.hi - base) >> m == q:
+        return v.plus_const(-q << m) if q else v
+    kind = "signed" if signed else "unsigned"
+    if v.hi - v.lo >= (1 << m) or plain:
         return v.with_issue(f"{what}: a {m}-bit {kind} read of a value in [{v.lo}, {v.hi}] wraps")
-    return v.plus_const(-q << m) if q else v
+    edge = base + ((q + 1) << m)
+    above = space.atom(v.plus_const(-edge))
+    return Lin.combine([(1, v.plus_const(-q << m)), (-(1 << m), above.with_delay(0) if above.is_const else above)])
 
 
 class Evaluator:
@@ -244,7 +254,7 @@ class Evaluator:
         return tuple(issues)
 
     # -- reading bits as an integer ----------------------------------------------------------
-    def read(self, bits, signed: bool, what: str):
+    def read(self, bits, signed: bool, what: str, plain: bool = False):
         """The integer value of ``bits`` (LSB first) read as signed or unsigned."""
         n = len(bits)
         if n == 0:
@@ -275,28 +285,28 @@ class Evaluator:
             issues = merge_issues(issues, iss)
             if kind == "const":
                 bit = Lin(const=ref)
-                v = self._run_value(bit, 0, 1, length, signed and top, what)
+                v = self._run_value(bit, 0, 1, length, signed and top, what, plain)
             elif kind == "var":
-                v = self._run_value(self.space.bit(ref), 0, 1, length, signed and top, what)
+                v = self._run_value(self.space.bit(ref), 0, 1, length, signed and top, what, plain)
             else:
                 word = self.cell_value(ref)
                 if not isinstance(word, Lin):
                     return Opaque(merge_issues(getattr(word, "issues", ()),
                                                (f"{what}: a part of a non-linear word ({type(word).__name__}) read as an integer",)))
-                v = self._run_value(word, off, k, length, signed and top, what)
+                v = self._run_value(word, off, k, length, signed and top, what, plain)
             terms.append((1 << pos, v.with_delay(delay)))
         out = Lin.combine(terms, self.space.describe)
         if issues:
             out = Lin(out.form, out.const, out.delay, merge_issues(out.issues, issues))
         return out
 
-    def _run_value(self, word: Lin, off: int, k: int, length: int, signed: bool, what: str) -> Lin:
+    def _run_value(self, word: Lin, off: int, k: int, length: int, signed: bool, what: str, plain: bool = False) -> Lin:
         """Bits [off, off + k) of ``word``, the last one repeated to ``length`` bits, as an integer."""
         if off == 0:
             v = word
             if length > k:
-                v = _wrap(v, k, True, what)
-            return _wrap(v, length, signed, what)
+                v = _wrap(v, k, True, what, self.space, plain)
+            return _wrap(v, length, signed, what, self.space, plain)
         if k == 1:
             # One high bit o of v: a sign when v is in [-2^o, 2^o), a threshold when v is in [0, 2^(o+1)).
             if -(1 << off) <= word.lo and word.hi < (1 << off):
@@ -412,7 +422,8 @@ class Evaluator:
         a, b = self._in(cell, "A"), self._in(cell, "B")
         if isinstance(a, Opaque) or isinstance(b, Opaque):
             return Opaque(merge_issues(a.issues if isinstance(a, Opaque) else (), b.issues if isinstance(b, Opaque) else ()))
-        if isinstance(a, Lin) and isinstance(b, Lin) and (a.is_const or b.is_const):
+        literal = all(isinstance(x, str) for x in cell.conn["A"]) or all(isinstance(x, str) for x in cell.conn["B"])
+        if isinstance(a, Lin) and isinstance(b, Lin) and (literal or (a.is_const and b.is_const)):
             # a >= b : a - b >= 0 ; a > b : a - b - 1 >= 0 ; a <= b : b - a >= 0 ; a < b : b - a - 1 >= 0
             if t in ("$ge", "$gt"):
                 d = Lin.combine([(1, a), (-1, b)], self.space.describe)
@@ -443,7 +454,7 @@ class Evaluator:
     def _as_max(v):
         if isinstance(v, MaxOf):
             return v
-        if isinstance(v, Lin) and not v.is_const:
+        if isinstance(v, Lin):
             return MaxOf((Lin(v.form, v.const, v.delay),), v.delay, v.issues)
         return None
 
@@ -527,22 +538,27 @@ class Evaluator:
             return self._pass(cell, "B" if s.const else "A")
         f = self._pass(cell, "A")
         tv = self._pass(cell, "B")
+        if isinstance(s, Cmp):
+            # The argmax step first: with two equal scores the value is the same either way, but the
+            # structure (which maxima are merged) must still be tracked for the index.
+            picked = self._select(cell, s, tv, f)
+            if not isinstance(picked, Opaque):
+                return picked
         if isinstance(f, Lin) and isinstance(tv, Lin) and f.same(tv):
             return f
         if isinstance(s, Cmp):
-            return self._select(cell, s, tv, f)
+            return picked
         if isinstance(s, Lin) and s.is_boolean and isinstance(f, Lin) and isinstance(tv, Lin) and f.is_boolean and tv.is_boolean:
             return self._boolean(cell, [s, tv, f], lambda x: x[0] * x[1] + (1 - x[0]) * x[2])
         return self._opaque(cell, "a multiplexer with a variable select outside the argmax pattern")
 
     def _pass(self, cell, port):
         """A multiplexer input as a word whose low bits are the input's bits: any exact read will do."""
-        v = self.read(cell.conn[port], False, f"{cell.name}.{port}")
-        if isinstance(v, Lin) and v.issues:
-            w = self.read(cell.conn[port], True, f"{cell.name}.{port}")
-            if isinstance(w, Lin) and len(w.issues) < len(v.issues):
-                return w
-        return v
+        for signed in (False, True):
+            v = self.read(cell.conn[port], signed, f"{cell.name}.{port}", plain=True)
+            if not isinstance(v, Opaque) and not v.issues:
+                return v
+        return self.read(cell.conn[port], False, f"{cell.name}.{port}")
 
     def _select(self, cell, cmp: Cmp, t, f):
         """``cmp ? t : f`` where cmp is ``max(R) > max(L)`` (or ``>=``): the argmax step."""
@@ -556,7 +572,9 @@ class Evaluator:
             return len(a) == len(b) and all(x.same(y) for x, y in zip(a, b))
 
         mt, mf = self._as_max(t), self._as_max(f)
-        if mt is not None and mf is not None and same(mt.members, right.members) and same(mf.members, left.members):
+        consts = isinstance(t, Lin) and isinstance(f, Lin) and t.is_const and f.is_const
+        if mt is not None and mf is not None and same(mt.members, right.members) and same(mf.members, left.members) \
+                and (not consts or len(right.members) == 1 == len(left.members)):
             members = (mt if tie_is_t else mf).members + (mf if tie_is_t else mt).members
             return MaxOf(members, cmp.delay, issues)
         at, af = self._as_arg(t, right), self._as_arg(f, left)

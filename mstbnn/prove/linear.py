@@ -158,6 +158,7 @@ class Space:
         self.atom_issues: dict = {}  # var id -> issues of a tainted atom
         self.inputs: dict = {}  # (port, bit) -> var id
         self.label: dict = {}  # var id -> (layer index, channel) for specification atoms
+        self.predicate: dict = {}  # atom var -> (form, const): the atom is [form + const >= 0]
 
     def input_var(self, port: str, bit: int) -> int:
         key = (port, int(bit))
@@ -200,9 +201,13 @@ class Space:
         if value.hi < 0:
             return Lin(const=0)
         if len(value.form) <= SMALL_SUPPORT:
-            table_key = self._table_key(value)
-            if table_key is not None:
-                return self._table_literal(table_key, value)
+            out = self._table_literal(self._table_key(value), value)
+            for var, c in out.form.items():
+                if var in self.atom_def and var not in self.predicate:
+                    # atom = [value >= 0] for a positive literal, [value < 0] = [-value - 1 >= 0] otherwise
+                    self.predicate[var] = (dict(value.form), value.const) if c > 0 else \
+                        ({v: -k for v, k in value.form.items()}, -value.const - 1)
+            return out
         g = 0
         for c in value.form.values():
             g = gcd(g, c)
@@ -217,6 +222,7 @@ class Space:
         if value.issues:
             key = ("tainted", value.issues, key)
         var = self._intern(key, ("lin", form, cut), value.issues)
+        self.predicate.setdefault(var, (form, -cut))
         return self._literal(var, positive, value.delay)
 
     # -- small-support functions: keyed by truth table ---------------------------------------
