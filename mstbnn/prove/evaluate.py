@@ -269,9 +269,11 @@ class Evaluator:
                     if off == r[2] + r[3] and r[4] == r[3]:
                         r[3] += 1
                         r[4] += 1
+                        r[6] = merge_issues(r[6], iss) if iss else r[6]
                         continue
                     if off == r[2] + r[3] - 1:
                         r[4] += 1
+                        r[6] = merge_issues(r[6], iss) if iss else r[6]
                         continue
             runs.append([kind, ref, off, 1, 1, delay, iss, pos])
         if len(runs) == 1 and runs[0][0] == "cell":
@@ -563,6 +565,9 @@ class Evaluator:
     def _select(self, cell, cmp: Cmp, t, f):
         """``cmp ? t : f`` where cmp is ``max(R) > max(L)`` (or ``>=``): the argmax step."""
         issues = merge_issues(cmp.issues, getattr(t, "issues", ()), getattr(f, "issues", ()))
+        delays = {d for d in (cmp.delay, getattr(t, "delay", None), getattr(f, "delay", None)) if d is not None}
+        if len(delays) > 1:
+            issues = merge_issues(issues, (f"{cell.name}: pipeline alignment: selects by a compare of delays {sorted(delays)}",))
         left, right = cmp.left, cmp.right
         # The side that wins a tie: left for a strict compare, right otherwise.
         tie, other = (left, right) if cmp.strict else (right, left)
