@@ -84,3 +84,15 @@ def test_folded_engine_is_reported_not_proven(art, capsys):
     generate_folded(net, directory)
     assert main(["prove", str(directory), "--engine", "folded"]) == 1
     assert capsys.readouterr().out.startswith("NOT PROVEN: the folded engine")
+
+
+def test_conv_network_is_reported_not_proven(tmp_path, capsys):
+    from mstbnn.compiler.random import random_conv_network
+
+    rng = np.random.default_rng(1)
+    net = schedule_network(random_conv_network(rng, input_shape=(1, 4, 4), convs=((2, 3, 1, 1, False),), classes=2))
+    save(net, tmp_path)
+    generate(net, tmp_path)
+    assert main(["prove", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.startswith("NOT PROVEN: conv networks")
+    assert json.loads(artefact.result_path(tmp_path, "prove").read_text())["verdict"] == "NOT PROVEN"

@@ -40,7 +40,8 @@ CASES = [
 
 @pytest.mark.parametrize("input_mode,bits,signed,options,sched,reuse", CASES)
 def test_random_dense_engines_are_proven(tmp_path, input_mode, bits, signed, options, sched, reuse):
-    net = _net(bits + 10 * reuse, hidden=(12, 8), classes=4, input_mode=input_mode, bits=bits, signed=signed, **sched)
+    net = _net(bits + 10 * reuse, features=8, hidden=(10, 6), classes=4, input_mode=input_mode, bits=bits,
+               signed=signed, **sched)
     data, desc = build(net, tmp_path, reuse=reuse, **options)
     report = prove(data, net, desc)
     assert report["verdict"] == PROVEN, report["message"]
@@ -60,7 +61,7 @@ def test_deep_chain_schedule_with_negations_is_proven(tmp_path):
     assert prove(data, net, desc)["verdict"] == PROVEN
 
 
-@pytest.mark.parametrize("classes", [1, 2, 5, 10])
+@pytest.mark.parametrize("classes", [1, 5, 10])
 def test_argmax_of_any_class_count_is_proven(tmp_path, classes):
     net = _net(classes, features=6, hidden=(6,), classes=classes)
     data, desc = build(net, tmp_path)
