@@ -15,12 +15,12 @@ from __future__ import annotations
 import time
 from math import gcd
 
-from mstbnn.prove.evaluate import ArgOf, Evaluator, Opaque, run_deep
+from mstbnn.prove.evaluate import ArgOf, Evaluator, run_deep
 from mstbnn.prove.linear import Lin, Space
 from mstbnn.prove.netlist import Netlist
 from mstbnn.prove.spec import specify
 
-__all__ = ["prove_netlist", "PROVEN", "DIFFERS", "NOT_PROVEN"]
+__all__ = ["DIFFERS", "NOT_PROVEN", "PROVEN", "prove_netlist"]
 
 PROVEN, DIFFERS, NOT_PROVEN = "PROVEN", "DIFFERS", "NOT PROVEN"
 
@@ -33,27 +33,6 @@ class _Failure(Exception):
 
 def _issues_of(v):
     return tuple(getattr(v, "issues", ()) or ())
-
-
-def _form_text(space: Space, lin: Lin, limit: int = 4) -> str:
-    items = sorted(lin.form.items())
-    parts = [f"{c:+d}*{space.describe(v)}" for v, c in items[:limit]]
-    more = f" ... ({len(items)} terms)" if len(items) > limit else ""
-    return " ".join(parts) + more + (f" {lin.const:+d}" if lin.const else "")
-
-
-def _spec_atom(space: Space, spec, layer: int, channel: int):
-    """The specification's output literal of (layer, channel): (atom var or None, sign)."""
-    if layer == 0:
-        for var, lab in space.label.items():
-            if lab == (0, channel):
-                return var
-        return None
-    for ls in spec.layers:
-        if ls.index == layer:
-            bit = ls.outputs[channel]
-            return next(iter(bit.form)) if bit.form else None
-    return None
 
 
 def _layer_name(spec, layer: int) -> str:
@@ -184,8 +163,6 @@ def prove_netlist(netlist: Netlist, net, desc: dict, progress=None) -> dict:
     for entry in layers:
         if verdict == PROVEN:
             entry["status"] = "proven"
-        elif bad and bad[0] is not None and entry["layer"] < bad[0]:
-            entry["status"] = "proven"  # everything it feeds was matched atom for atom
         elif bad and entry["layer"] == bad[0]:
             entry["status"] = "differs" if verdict == DIFFERS else "not proven"
             if bad[1] is not None:
@@ -247,4 +224,4 @@ def _stage_of(netlist: Netlist, q_bits) -> str:
         for n in netlist.netnames.get(b, []):
             if "." in n and not n.split(".")[-1].startswith(("in_", "port$")):
                 names.append(n)
-    return sorted(names)[0].split(".")[0] if names else "top"
+    return min(names).split(".")[0] if names else "top"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from mstbnn.prove.linear import Lin, Space, merge_issues
 from mstbnn.prove.netlist import Netlist
 
-__all__ = ["Evaluator", "MaxOf", "ArgOf", "Cmp", "Opaque", "run_deep"]
+__all__ = ["ArgOf", "Cmp", "Evaluator", "MaxOf", "Opaque", "run_deep"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def run_deep(fn, *args):
     def target():
         try:
             result.append(fn(*args))
-        except BaseException as exc:  # re-raised in the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             error.append(exc)
 
     old_limit = sys.getrecursionlimit()
@@ -324,7 +324,7 @@ class Evaluator:
         return word.with_issue(f"{what}: bits [{off}, {off + k}) of a value in [{word.lo}, {word.hi}] are not linear in it")
 
     def _read_whole(self, value, run, n, signed, what):
-        kind, ref, off, k, length, delay, iss, pos = run
+        _kind, _ref, off, k, length, delay, iss, pos = run
         issues = merge_issues(getattr(value, "issues", ()), iss)
         if isinstance(value, Opaque):
             return Opaque(issues or (f"{what}: unsupported value",))
@@ -570,7 +570,7 @@ class Evaluator:
             issues = merge_issues(issues, (f"{cell.name}: pipeline alignment: selects by a compare of delays {sorted(delays)}",))
         left, right = cmp.left, cmp.right
         # The side that wins a tie: left for a strict compare, right otherwise.
-        tie, other = (left, right) if cmp.strict else (right, left)
+        tie = left if cmp.strict else right
         tie_is_t = tie is right  # t is chosen when the compare holds, i.e. for the right side
 
         def same(a, b):

@@ -22,7 +22,7 @@ from math import gcd
 
 import numpy as np
 
-__all__ = ["Lin", "Space", "SMALL_SUPPORT", "merge_issues"]
+__all__ = ["SMALL_SUPPORT", "Lin", "Space", "merge_issues"]
 
 SMALL_SUPPORT = 10
 MAX_ISSUES = 3
@@ -44,7 +44,7 @@ class Lin:
     they travel with the value to the atom or output it reaches.
     """
 
-    __slots__ = ("form", "const", "delay", "issues", "_lo", "_hi")
+    __slots__ = ("_hi", "_lo", "const", "delay", "form", "issues")
 
     def __init__(self, form=None, const: int = 0, delay=None, issues: tuple = ()):
         self.form = {v: c for v, c in (form or {}).items() if c}
@@ -87,11 +87,11 @@ class Lin:
     def key(self) -> tuple:
         return (tuple(sorted(self.form.items())), self.const)
 
-    def same(self, other: "Lin") -> bool:
+    def same(self, other: Lin) -> bool:
         return self.const == other.const and self.form == other.form
 
     # -- arithmetic -------------------------------------------------------------------------
-    def with_delay(self, extra: int) -> "Lin":
+    def with_delay(self, extra: int) -> Lin:
         if not extra or self.is_const:
             return self
         out = Lin.__new__(Lin)
@@ -99,18 +99,18 @@ class Lin:
         out._lo, out._hi = self._lo, self._hi
         return out
 
-    def with_issue(self, issue: str) -> "Lin":
+    def with_issue(self, issue: str) -> Lin:
         out = Lin.__new__(Lin)
         out.form, out.const, out.delay = self.form, self.const, self.delay
         out.issues = merge_issues(self.issues, (issue,))
         out._lo, out._hi = self._lo, self._hi
         return out
 
-    def scaled(self, k: int) -> "Lin":
+    def scaled(self, k: int) -> Lin:
         k = int(k)
         return Lin({v: c * k for v, c in self.form.items()}, self.const * k, self.delay, self.issues)
 
-    def plus_const(self, k: int) -> "Lin":
+    def plus_const(self, k: int) -> Lin:
         out = Lin.__new__(Lin)
         out.form, out.const, out.delay, out.issues = self.form, self.const + int(k), self.delay, self.issues
         out._lo = None if self._lo is None else self._lo + int(k)
@@ -118,7 +118,7 @@ class Lin:
         return out
 
     @staticmethod
-    def combine(terms, describe=None) -> "Lin":
+    def combine(terms, describe=None) -> Lin:
         """``sum k * value`` over ``terms`` of (k, Lin); an issue when two non-constant terms differ in delay."""
         form: dict = {}
         const = 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mstbnn.errors import UserError
 
-__all__ = ["Cell", "Netlist", "export_json", "read_json", "YOSYS_SCRIPT"]
+__all__ = ["YOSYS_SCRIPT", "Cell", "Netlist", "export_json", "read_json"]
 
 YOSYS_SCRIPT = "read_verilog {src}; proc; flatten; opt; write_json {dst}"
 

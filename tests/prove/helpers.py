@@ -86,5 +86,16 @@ def live_channel(net, layer_index):
     raise AssertionError("no live channel")
 
 
-__all__ = ["build", "prove", "with_schedule", "cells_of", "readers", "rewire", "netname_bits",
-           "flip_first_weight", "cut_of", "live_channel", "np"]
+__all__ = [
+    "build",
+    "cells_of",
+    "cut_of",
+    "flip_first_weight",
+    "live_channel",
+    "netname_bits",
+    "np",
+    "prove",
+    "readers",
+    "rewire",
+    "with_schedule",
+]

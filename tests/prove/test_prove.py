@@ -13,8 +13,17 @@ from mstbnn.prove.compare import DIFFERS, NOT_PROVEN, PROVEN
 from mstbnn.prove.evaluate import Evaluator, run_deep
 from mstbnn.prove.linear import Lin, Space
 from mstbnn.prove.netlist import Netlist
-from tests.prove.helpers import (build, cells_of, cut_of, flip_first_weight, live_channel, netname_bits, prove,
-                                 readers, rewire, with_schedule)
+from tests.prove.helpers import (
+    build,
+    cells_of,
+    cut_of,
+    flip_first_weight,
+    live_channel,
+    prove,
+    readers,
+    rewire,
+    with_schedule,
+)
 
 
 def _net(seed, *, features=10, hidden=(8,), classes=3, input_mode="threshold", bits=3, signed=False,
