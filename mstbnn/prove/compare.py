@@ -131,7 +131,7 @@ def prove_netlist(netlist: Netlist, net, desc: dict, progress=None) -> dict:
     say(f"specification: {len(spec.layers)} binary layers, {spec.classes} classes ({times['specify_s']:.1f} s)")
 
     t0 = time.monotonic()
-    ev = Evaluator(netlist, space, {"out_ready": 1, "rst": 0})
+    ev = Evaluator(netlist, space, {"out_ready": 1, "rst": 0}, progress=say)
     classes, s = int(desc["classes"]), int(desc["score_width"])
 
     def evaluate():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 from mstbnn.prove.linear import Lin, Space, merge_issues
@@ -160,7 +161,10 @@ class Evaluator:
     fixed : dict port -> int, the constant inputs (``{"out_ready": 1, "rst": 0}``)
     """
 
-    def __init__(self, netlist: Netlist, space: Space, fixed: dict, follow_registers: bool = True):
+    def __init__(self, netlist: Netlist, space: Space, fixed: dict, follow_registers: bool = True, progress=None):
+        self.progress = progress
+        self._count = 0
+        self._last_beat = time.monotonic()
         self.net = netlist
         self.space = space
         self.fixed = dict(fixed)
@@ -352,6 +356,10 @@ class Evaluator:
             finally:
                 self._busy.discard(("cell", idx))
             self._cell_value[idx] = v
+            self._count += 1
+            if self.progress is not None and not self._count % 5000 and time.monotonic() - self._last_beat > 20:
+                self._last_beat = time.monotonic()
+                self.progress(f"{self._count} of {len(self.net.cells)} cells evaluated")
         return v
 
     def _in(self, cell, port):
