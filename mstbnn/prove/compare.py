@@ -124,6 +124,7 @@ def prove_netlist(netlist: Netlist, net, desc: dict, progress=None) -> dict:
     """Prove the netlist of an unrolled engine against ``net``; return the report (see docs/prove.md)."""
     say = progress or (lambda msg: None)
     times = {}
+    _check_ports(netlist, net, desc)
     t0 = time.monotonic()
     space = Space()
     spec = specify(net, space)
@@ -173,6 +174,24 @@ def prove_netlist(netlist: Netlist, net, desc: dict, progress=None) -> dict:
     report.update(verdict=verdict, proven=verdict == PROVEN, message=message, layers=layers,
                   argmax="proven" if verdict == PROVEN else "not proven", times=times)
     return report
+
+
+def _check_ports(netlist: Netlist, net, desc: dict) -> None:
+    """The netlist's ports are the spec's, and in_data is the network's raw input: else the artefact is inconsistent."""
+    import numpy as np
+
+    from mstbnn.errors import UserError
+
+    quant = net.layers[0]
+    want = dict(desc["ports"])
+    want["in_data"] = int(np.prod(quant.shape)) * int(quant.bits)
+    want["out_scores"] = int(desc["classes"]) * int(desc["score_width"])
+    for name, width in want.items():
+        port = netlist.ports.get(name)
+        if port is None or len(port[1]) != int(width):
+            got = "missing" if port is None else f"{len(port[1])} bits"
+            raise UserError(f"netlist port {name}: {got}, the engine spec and network say {width} bits; "
+                            "re-run `mstbnn verilog DIR`")
 
 
 def _check_valid(space, valid, latency):

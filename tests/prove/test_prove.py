@@ -231,3 +231,13 @@ def test_argmax_bugs_are_not_proven(engine, mutation):
                 con["A"], con["B"] = con["B"], con["A"]
     report = prove(bad, net, desc)
     assert report["verdict"] == NOT_PROVEN and "out_class" in report["message"], report["message"]
+
+
+def test_netlist_ports_that_do_not_match_the_spec_are_bad_input(engine):
+    from mstbnn.errors import UserError
+
+    net, data, desc = engine
+    bad = copy.deepcopy(data)
+    next(iter(bad["modules"].values()))["ports"]["out_scores"]["bits"].pop()
+    with pytest.raises(UserError, match="out_scores"):
+        prove(bad, net, desc)
