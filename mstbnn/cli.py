@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "mstbnn.flow",
     "mstbnn.hw.cli",
     "mstbnn.sim.cli",
+    "mstbnn.prove.cli",
     "mstbnn.boards.cli",
     "mstbnn.sweep",
     "mstbnn.report",
