@@ -68,6 +68,11 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
     from mstbnn.compiler.cost import format_table, network_cost
     from mstbnn.compiler.execute import run
 
+    from mstbnn.checks import writable_output
+
+    if max_depth is not None and max_depth < 0:
+        raise UserError(f"--max-depth must be >= 0, got {max_depth}")
+    writable_output("-o", out_dir, directory=True)
     net, testset = load_model(model, onnx_options)
     source = (net.meta or {}).get("source") or {}
     if source.get("format") == "qonnx" and "validated_inputs" in source:
@@ -76,12 +81,6 @@ def compile_model(model, out_dir, *, reuse=True, max_depth=None, negation=False,
             f"{source['validated_inputs']} {source['validated_on']} inputs"
             + (f", except {ties} predictions where the float graph broke an exact tie of the integer scores by "
                "rounding (mstbnn keeps the lowest class)" if ties else ""))
-    if max_depth is not None and max_depth < 0:
-        raise UserError(f"--max-depth must be >= 0, got {max_depth}")
-    from mstbnn.checks import writable_output
-
-    writable_output("-o", out_dir, directory=True)
-    net, testset = load_model(model)
     # A model trained against height-limited (or negation) trees keeps its saving
     # only when compiled the same way: default to the training's settings.
     trained = (net.meta or {}).get("train") or {}

@@ -66,12 +66,14 @@ def no_work(monkeypatch):
     import mstbnn.hw.folded.verilog
     import mstbnn.hw.spec
     import mstbnn.hw.verilog
+    import mstbnn.sim.bulk
     import mstbnn.sim.verify
 
     monkeypatch.setattr(mstbnn.hw.spec, "generate", _reached)
     monkeypatch.setattr(mstbnn.hw.verilog, "generate", _reached)
     monkeypatch.setattr(mstbnn.hw.folded.verilog, "generate", _reached)
     monkeypatch.setattr(mstbnn.sim.verify, "simulate_and_locate", _reached)
+    monkeypatch.setattr(mstbnn.sim.bulk, "simulate_phases", _reached)
 
 
 def _call(argv) -> tuple[str, str]:
