@@ -56,14 +56,18 @@ def report_key(device_name: str, baseline: bool, place: bool = True, engine: str
 
 
 def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: bool = False,
-                  freq_mhz: float | None = None, place: bool = True, stream=None, engine: str = "unrolled") -> dict:
+                  freq_mhz: float | None = None, place: bool = True, stream=None, engine: str = "unrolled",
+                  timeout: float | None = None) -> dict:
     """Fit-check, synthesise and place-and-route the artefact in ``net_dir``; record it in synth.json.
 
     Returns the run's report (also stored under :func:`report_key` in
-    ``net_dir/synth.json``). ``place=False`` runs yosys only.
+    ``net_dir/synth.json``). ``place=False`` runs yosys only. ``timeout``
+    (seconds, yosys + nextpnr): see :func:`mstbnn.boards.synth.synthesize`;
+    when nextpnr is stopped, yosys' counts are still recorded, with ``stopped``.
     """
     from mstbnn.boards.devices import get_device
-    from mstbnn.boards.synth import REPORT_NAME, check_fit, estimate_fit, network_digest, synthesize, write_report
+    from mstbnn.boards.synth import (REPORT_NAME, SynthTimeout, check_fit, estimate_fit, network_digest, synthesize,
+                                     write_report)
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
 
     stream = sys.stderr if stream is None else stream
@@ -79,7 +83,13 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     print(f"synth {name} engine on {device.name}: estimated {fit['luts']:,} LUTs, {fit['ffs']:,} FFs",
           file=stream, flush=True)
     build_dir = Path(net_dir) / "synth" / (f"{device.name}-{name}" + ("" if place else "-synth-only"))
-    report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream)
+    try:
+        report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream, timeout=timeout)
+    except SynthTimeout as stopped:
+        if stopped.report is not None:  # nextpnr was stopped: keep what yosys measured
+            report = {"engine": name, "network_sha256": network_digest(net_dir), "estimate": fit, **stopped.report}
+            write_report(Path(net_dir) / REPORT_NAME, report_key(device.name, baseline, place, kind), report)
+        raise
     report = {"engine": name, "network_sha256": network_digest(net_dir), "estimate": fit, **report}
     write_report(Path(net_dir) / REPORT_NAME, report_key(device.name, baseline, place, kind), report)
     return report
@@ -106,14 +116,32 @@ def format_report(report: dict) -> str:
         f" = {report['latency_ns']:.0f} ns" if fmax else
         f"  Fmax: not measured   II {report['initiation_interval']} cycles   latency {report['latency_cycles']} cycles",
     ]
+    loads = report.get("harness", {}).get("loads_per_image")
+    if loads is not None:
+        built = report.get("throughput_as_built_per_s")
+        rate = f"{built:,.0f} inferences/s as built" if built else "as-built rate not measured"
+        lines.append(f"  I/O: {loads:,} loads of {report['harness']['chunk_bits']} pins per image -> {rate} "
+                     f"(Fmax / max(II, loads per image))")
+    if report.get("stopped"):
+        lines.append(f"  stopped: {report['stopped']['stage']} after {report['stopped']['after_s']:.0f} s "
+                     f"(log: {report['stopped']['log']})")
     return "\n".join(lines)
 
 
 def _cmd_synth(args) -> int:
-    from mstbnn.boards.synth import REPORT_NAME
+    from mstbnn.boards.synth import DEFAULT_TIMEOUT_S, REPORT_NAME, SynthTimeout
 
-    report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
-                           place=not args.synth_only, engine=args.engine)
+    timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
+    if not timeout > 0:
+        raise UserError(f"--timeout {args.timeout:g}: give a positive number of seconds")
+    try:
+        report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
+                               place=not args.synth_only, engine=args.engine, timeout=timeout)
+    except SynthTimeout as stopped:
+        # Exit 1, not 2: the input was fine, the run did not finish in its budget.
+        kept = f"; yosys' counts are in {Path(args.dir) / REPORT_NAME}" if stopped.report is not None else ""
+        print(f"mstbnn: error: {stopped}{kept}", file=sys.stderr)
+        return 1
     print(format_report(report))
     print(f"report: {Path(args.dir) / REPORT_NAME}")
     return 0
@@ -213,6 +241,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="synthesise even when the estimate does not fit the device")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="placer target clock (default: 60 on iCE40, 120 on ECP5); Fmax is measured either way")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time budget for yosys + nextpnr (default 1800); a run that overruns stops with one line "
+                        "naming the stage and its log, exit 1")
     p.add_argument("--synth-only", action="store_true",
                    help="yosys only: LUT/FF counts without place-and-route or Fmax (for designs too big to place quickly)")
     p.set_defaults(func=_cmd_synth)
