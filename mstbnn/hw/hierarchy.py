@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["convert_hierarchical", "module_names", "kept_module_name"]
+__all__ = ["convert_hierarchical", "kept_module_name", "module_names"]
 
 # One RTLIL module name or cell type: a backslash identifier of dotted path components.
 _NAME = r"\\([A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z0-9_$]+)*)"
-_MODULE_LINE = re.compile(r"^module " + _NAME + r"$", re.M)
-_CELL_LINE = re.compile(r"^(\s*cell )" + _NAME + r"( )", re.M)
-_VERILOG_MODULE = re.compile(r"^module \\?([^\s(]+)\s*\(", re.M)
+_MODULE_LINE = re.compile(r"^module " + _NAME + r"$", re.MULTILINE)
+_CELL_LINE = re.compile(r"^(\s*cell )" + _NAME + r"( )", re.MULTILINE)
+_VERILOG_MODULE = re.compile(r"^module \\?([^\s(]+)\s*\(", re.MULTILINE)
 
 
 def kept_module_name(path: str) -> str:

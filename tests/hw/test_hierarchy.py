@@ -39,7 +39,7 @@ def test_three_layer_engine_has_one_module_per_stage_and_is_byte_identical(tmp_p
     assert names == [TOP_NAME] + [f"{TOP_NAME}_stage{k}" for k in range(stages)]
     # every stage module is instantiated once, from the top
     for k in range(stages):
-        assert len(re.findall(rf"^\s*{TOP_NAME}_stage{k} stage{k} \(", a.decode(), re.M)) == 1
+        assert len(re.findall(rf"^\s*{TOP_NAME}_stage{k} stage{k} \(", a.decode(), re.MULTILINE)) == 1
 
 
 def test_top_level_ports_are_those_of_the_flat_conversion():
