@@ -79,7 +79,7 @@ class Delays:
             raise ValueError(f"{key} is needed at stage {stage} before it exists")
         value = chain[have]
         for s in range(have + 1, stage + 1):
-            reg = Signal(value.shape(), name=f"{'_'.join(map(str, key))}_s{s}")
+            reg = Signal(value.shape(), name=f"{'_'.join(map(str, key))}_s{s}", reset_less=True)
             with self.m.If(self.en):
                 self.m.d.sync += reg.eq(value)
             self.register_bits += reg.shape().width
@@ -423,7 +423,7 @@ class BinaryStage(wiring.Component):
         b = self.elem_bits
         kind = self.front["kind"]
         if kind == "vector":
-            x0 = Signal(self.n * b, name="x0")
+            x0 = Signal(self.n * b, name="x0", reset_less=True)
             valid0 = Signal(name="valid0")
             with m.If(en):
                 m.d.sync += [x0.eq(self._quantize(m, self.in_data)), valid0.eq(self.in_valid)]
@@ -447,6 +447,9 @@ class BinaryStage(wiring.Component):
             m.d.comb += col.in_data.eq(self.in_data)
             x0, valid0 = col.out, col.out_valid
 
+        # Data registers carry no reset: only the valid bits need one, and a reset
+        # on every flip-flop makes rst a net of thousands of loads that nextpnr
+        # routes through the fabric (it promotes only clocks to global nets).
         delays = Delays(m, en)
         for k in range(self.n):
             delays.put(("x", k), x0[k * b : (k + 1) * b], 0)
@@ -463,7 +466,7 @@ class BinaryStage(wiring.Component):
                     signals[key] = x if bit else -x
                 continue
             expr = signals[left] + signals[right] if right is not None else signals[left]
-            sig = Signal(shape_of(lo, hi), name=f"n{len(signals)}")
+            sig = Signal(shape_of(lo, hi), name=f"n{len(signals)}", reset_less=True)
             if registered:
                 with m.If(en):
                     m.d.sync += sig.eq(expr)
@@ -605,7 +608,7 @@ class ArgmaxStage(wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~self.out_valid | self.out_ready)
         m.d.comb += self.in_ready.eq(en)
-        scores = Signal(self.classes * s)
+        scores = Signal(self.classes * s, reset_less=True)
         valid = Signal()
         with m.If(en):
             m.d.sync += [scores.eq(self.in_data), valid.eq(self.in_valid)]
@@ -628,13 +631,13 @@ class ArgmaxStage(wiring.Component):
             if len(nodes) > 1 and level % self.levels_per_stage == 0:
                 regs = []
                 for k, (idx, val) in enumerate(nodes):
-                    ri = Signal(idx_w, name=f"idx{level}_{k}_q")
-                    rv = Signal(signed(s), name=f"val{level}_{k}_q")
+                    ri = Signal(idx_w, name=f"idx{level}_{k}_q", reset_less=True)
+                    rv = Signal(signed(s), name=f"val{level}_{k}_q", reset_less=True)
                     with m.If(en):
                         m.d.sync += [ri.eq(idx), rv.eq(val)]
                     regs.append((ri, rv))
                 nodes = regs
-                scores_q, valid_q = Signal.like(scores, name=f"scores{level}_q"), Signal(name=f"valid{level}_q")
+                scores_q, valid_q = Signal.like(scores, name=f"scores{level}_q", reset_less=True), Signal(name=f"valid{level}_q")
                 with m.If(en):
                     m.d.sync += [scores_q.eq(scores), valid_q.eq(valid)]
                 scores, valid = scores_q, valid_q
