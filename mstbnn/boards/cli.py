@@ -57,7 +57,7 @@ def report_key(device_name: str, baseline: bool, place: bool = True, engine: str
 
 def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: bool = False,
                   freq_mhz: float | None = None, place: bool = True, stream=None, engine: str = "unrolled",
-                  timeout: float | None = None) -> dict:
+                  timeout: float | None = None, router: str | None = None) -> dict:
     """Fit-check, synthesise and place-and-route the artefact in ``net_dir``; record it in synth.json.
 
     Returns the run's report (also stored under :func:`report_key` in
@@ -86,7 +86,8 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
           file=stream, flush=True)
     build_dir = Path(net_dir) / "synth" / (f"{device.name}-{name}" + ("" if place else "-synth-only"))
     try:
-        report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream, timeout=timeout)
+        report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream, timeout=timeout,
+                            router=router)
     except SynthTimeout as stopped:
         if stopped.report is not None:  # nextpnr was stopped: keep what yosys measured
             report = {"engine": name, "network_sha256": network_digest(net_dir), "estimate": fit, **stopped.report}
@@ -138,7 +139,7 @@ def _cmd_synth(args) -> int:
         raise UserError(f"--timeout {args.timeout:g}: give a positive number of seconds")
     try:
         report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
-                               place=not args.synth_only, engine=args.engine, timeout=timeout)
+                               place=not args.synth_only, engine=args.engine, timeout=timeout, router=args.router)
     except SynthTimeout as stopped:
         # Exit 1, not 2: the input was fine, the run did not finish in its budget.
         kept = f"; yosys' counts are in {Path(args.dir) / REPORT_NAME}" if stopped.report is not None else ""
@@ -246,6 +247,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="time budget for yosys + nextpnr (default 1800); a run that overruns stops with one line "
                         "naming the stage and its log, exit 1")
+    p.add_argument("--router", choices=("router1", "router2"), default=None,
+                   help="nextpnr router (default: nextpnr's own, router1); router2 is built for congested designs")
     p.add_argument("--synth-only", action="store_true",
                    help="yosys only: LUT/FF counts without place-and-route or Fmax (for designs too big to place quickly)")
     p.set_defaults(func=_cmd_synth)

@@ -60,11 +60,12 @@ REPORT_VERSION = 1
 NEXTPNR_SEED = 1
 
 # nextpnr options beyond device, files, clock and seed (recorded in every report).
-# nextpnr-ecp5 0.11 defaults to router1, which did not converge on MNIST-class
-# engines (see docs/boards.md, "Place-and-route that converges").
+# nextpnr 0.11 defaults to router1; router2 (`synth --router router2`) was slower
+# on the one stand-in measured (docs/boards.md, "Place-and-route at MNIST scale"),
+# so the default stays.
 NEXTPNR_OPTIONS = {
     "ice40": (),
-    "ecp5": ("--router", "router2"),
+    "ecp5": (),
 }
 
 # Explicit synthesis options, recorded in every report (toolchain gotcha 10:
@@ -197,7 +198,7 @@ def _write_verilog(harness, path: Path) -> None:
 
 
 def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = None, place: bool = True,
-               stream=None, timeout: float | None = None) -> dict:
+               stream=None, timeout: float | None = None, router: str | None = None) -> dict:
     """Synthesise, place and route ``engine`` on ``device`` in ``build_dir``.
 
     Parameters
@@ -219,6 +220,8 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
         counted). When they run out the tool is stopped and
         :class:`SynthTimeout` raised; if nextpnr was stopped, its ``report``
         is the yosys-only report with ``stopped`` saying where.
+    router : {"router1", "router2"}, optional
+        nextpnr's router (its default, router1, when None).
 
     Returns
     -------
@@ -271,7 +274,7 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
     pnr_args = list(device.nextpnr_args) + [
         "--json", "top.json", "--freq", f"{freq:g}", "--timing-allow-fail",
         "--report", "report.json", "--seed", str(NEXTPNR_SEED),
-    ] + list(NEXTPNR_OPTIONS[device.family])
+    ] + list(NEXTPNR_OPTIONS[device.family]) + (["--router", router] if router else [])
     if device.family == "ice40":
         pnr_args.append("--pcf-allow-unconstrained")  # pins are placed freely: no board here
     try:

@@ -76,7 +76,7 @@ def slow_nextpnr(monkeypatch):
 
 def test_stopped_placement_exits_1_and_keeps_what_yosys_measured(tmp_path, capsys, slow_nextpnr):
     d, _ = _small_artefact(tmp_path)
-    assert main(["synth", str(d), "--device", "ecp5-25k", "--timeout", "600"]) == 1
+    assert main(["synth", str(d), "--device", "ecp5-25k", "--timeout", "600", "--router", "router2"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     last = err[-1]
     assert last.startswith("mstbnn: error: nextpnr-ecp5 ecp5-25k stopped after")
@@ -84,6 +84,7 @@ def test_stopped_placement_exits_1_and_keeps_what_yosys_measured(tmp_path, capsy
     run = json.loads((d / "synth.json").read_text())["runs"]["ecp5-25k/reuse"]
     assert run["placed"] is False and run["fmax_mhz"] is None
     assert run["stopped"]["stage"] == "nextpnr" and run["stopped"]["timeout_s"] == 600
+    assert "--router router2" in run["stopped"]["nextpnr"]
     assert run["resources"]["lut"]["used"] > 0 and run["resources"]["ff"]["used"] > 0
     assert run["seconds"]["yosys"] > 0
 
