@@ -73,15 +73,17 @@ def report_key(device_name: str, baseline: bool, place: bool = True, engine: str
 
 def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: bool = False,
                   freq_mhz: float | None = None, place: bool = True, stream=None, engine: str = "unrolled",
-                  target_fps: float | None = None) -> dict:
+                  target_fps: float | None = None, timeout: float | None = None, router: str | None = None) -> dict:
     """Fit-check, synthesise and place-and-route the artefact in ``net_dir``; record it in synth.json.
 
     Returns the run's report (also stored under :func:`report_key` in
-    ``net_dir/synth.json``). ``place=False`` runs yosys only.
+    ``net_dir/synth.json``). ``place=False`` runs yosys only. ``timeout``
+    (seconds, yosys + nextpnr): see :func:`mstbnn.boards.synth.synthesize`;
+    when nextpnr is stopped, yosys' counts are still recorded, with ``stopped``.
     """
     from mstbnn.boards.devices import get_device
     from mstbnn.artefact import SYNTH_REPORT
-    from mstbnn.boards.synth import check_fit, estimate_fit, synthesize, write_report
+    from mstbnn.boards.synth import SynthTimeout, check_fit, estimate_fit, synthesize, write_report
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
 
     stream = sys.stderr if stream is None else stream
@@ -96,14 +98,24 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
                         f"run `mstbnn verilog {net_dir} --engine {kind} --device {device.name} --target-fps {target_fps:g}`")
     in_width, class_width = len(engine.in_data), len(engine.out_class)
     chunk = choose_chunk(in_width, int(engine.input_width), class_width, device.io_pins)
-    fit = estimate_fit(engine.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width))
+    # The routability headroom was measured on unrolled engines; the folded one is sized by choose_config.
+    fit = estimate_fit(engine.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width),
+                       routable_share=1.0 if kind == "folded" else None)
     check_fit(fit, device, force, engine=kind)
     name = engine_name(baseline, kind)
     print(f"synth {name} engine on {device.name}: estimated {fit['luts']:,} LUTs, {fit['ffs']:,} FFs",
           file=stream, flush=True)
     build_dir = Path(net_dir) / "synth" / (f"{device.name}-{name}" + ("" if place else "-synth-only"))
-    report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream)
-    report = {"engine": name, "network_sha256": spec.network_sha256, "spec": spec.fields(), "estimate": fit, **report}
+    head = {"engine": name, "network_sha256": spec.network_sha256, "spec": spec.fields(), "estimate": fit}
+    try:
+        report = synthesize(engine, device, build_dir, freq_mhz=freq_mhz, place=place, stream=stream, timeout=timeout,
+                            router=router)
+    except SynthTimeout as stopped:
+        if stopped.report is not None:  # nextpnr was stopped: keep what yosys measured
+            write_report(Path(net_dir) / SYNTH_REPORT, report_key(device.name, baseline, place, kind),
+                         {**head, **stopped.report})
+        raise
+    report = {**head, **report}
     if "target_fps" in spec.options:  # achieved = placed Fmax / II, beside the target
         report["target_fps"] = spec.options["target_fps"]
         report["achieved_fps"] = report["throughput_per_s"]
@@ -137,6 +149,15 @@ def format_report(report: dict) -> str:
         lines.append(f"  target {report['target_fps']:,.0f} images/s: " + (
             f"achieved {got:,.0f} images/s (placed Fmax / II), {'met' if got >= report['target_fps'] else 'MISSED'}"
             if got else "achieved: not measured (not placed)"))
+    loads = report.get("harness", {}).get("loads_per_image")
+    if loads is not None:
+        built = report.get("throughput_as_built_per_s")
+        rate = f"{built:,.0f} inferences/s as built" if built else "as-built rate not measured"
+        lines.append(f"  I/O: {loads:,} loads of {report['harness']['chunk_bits']} pins per image -> {rate} "
+                     f"(Fmax / max(II, loads per image))")
+    if report.get("stopped"):
+        lines.append(f"  stopped: {report['stopped']['stage']} after {report['stopped']['after_s']:.0f} s "
+                     f"(log: {report['stopped']['log']})")
     return "\n".join(lines)
 
 
@@ -148,6 +169,8 @@ def _check_synth_args(args) -> None:
     from mstbnn import checks
 
     checks.number("--freq", args.freq, above=0, maximum=MAX_FREQ_MHZ, why="the placer's target clock in MHz")
+    checks.number("--timeout", args.timeout, above=0, why="seconds for yosys + nextpnr")
+    checks.number("--target-fps", args.target_fps, above=0, why="images per second")
 
 
 def _check_baud(args) -> None:
@@ -166,11 +189,19 @@ def _check_run_args(args) -> None:
 
 def _cmd_synth(args) -> int:
     from mstbnn.artefact import SYNTH_REPORT
+    from mstbnn.boards.synth import DEFAULT_TIMEOUT_S, SynthTimeout
 
     _check_synth_args(args)
-
-    report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
-                           place=not args.synth_only, engine=args.engine, target_fps=args.target_fps)
+    timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
+    try:
+        report = synth_network(args.dir, args.device, baseline=args.baseline, force=args.force, freq_mhz=args.freq,
+                               place=not args.synth_only, engine=args.engine, target_fps=args.target_fps,
+                               timeout=timeout, router=args.router)
+    except SynthTimeout as stopped:
+        # Exit 1, not 2: the input was fine, the run did not finish in its budget.
+        kept = f"; yosys' counts are in {Path(args.dir) / SYNTH_REPORT}" if stopped.report is not None else ""
+        print(f"mstbnn: error: {stopped}{kept}", file=sys.stderr)
+        return 1
     print(format_report(report))
     print(f"report: {Path(args.dir) / SYNTH_REPORT}")
     return 0
@@ -259,6 +290,11 @@ def add_commands(subparsers) -> None:
     p.add_argument("--target-fps", type=float, default=None, metavar="F",
                    help="folded: when DIR has no generated engine, generate the smallest one meeting F images/s "
                         "(as `mstbnn verilog --target-fps`); the report gives placed Fmax / II beside F")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time budget for yosys + nextpnr (default 1800); a run that overruns stops with one line "
+                        "naming the stage and its log, exit 1")
+    p.add_argument("--router", choices=("router1", "router2"), default=None,
+                   help="nextpnr router (default: nextpnr's own, router1); router2 is built for congested designs")
     p.add_argument("--synth-only", action="store_true",
                    help="yosys only: LUT/FF counts without place-and-route or Fmax (for designs too big to place quickly)")
     p.set_defaults(func=_cmd_synth)

