@@ -53,7 +53,7 @@ from mstbnn.hw.components import (
     width_of,
 )
 
-__all__ = ["Delays", "BinaryStage", "PoolStage", "ArgmaxStage", "CORRECTION_MODES", "ge_const"]
+__all__ = ["Delays", "BinaryStage", "PoolStage", "ArgmaxStage", "CORRECTION_MODES"]
 
 CORRECTION_MODES = ("auto", "early", "late", "inline")
 
@@ -87,31 +87,6 @@ class Delays:
             self.register_bits += reg.shape().width
             chain[s] = value = reg
         return value
-
-
-def ge_const(bits, threshold: int, signed: bool = False):
-    """``bits >= threshold`` for a constant threshold, as AND/OR logic rather than a comparator.
-
-    Written as ``>=``, yosys maps each compare to a carry chain ($alu ->
-    CCU2C on ECP5: four cells, eight LUT4 sites, for 8 bits); the 784 input
-    comparators of an MNIST quantiser then took 3,136 CCU2C. From the LSB up,
-    ``ge = x_i & ge`` where the threshold bit is 1 and ``x_i | ge`` where it
-    is 0 (starting from "equal so far" = 1) is the same function as plain
-    logic, which the LUT mapper packs into a few LUT4s.
-    """
-    w = len(bits)
-    if signed:  # offset binary: flip the sign bit, shift the threshold by 2^(w-1)
-        bits = Cat(bits[: w - 1], ~bits[w - 1])
-        threshold = int(threshold) + (1 << (w - 1))
-    threshold = int(threshold)
-    if threshold <= 0:
-        return Const(1, 1)
-    if threshold >= 1 << w:
-        return Const(0, 1)
-    ge = Const(1, 1)
-    for i in range(w):
-        ge = (bits[i] & ge) if (threshold >> i) & 1 else (bits[i] | ge)
-    return ge
 
 
 class BinaryStage(wiring.Component):
@@ -414,14 +389,14 @@ class BinaryStage(wiring.Component):
         count = self.n if kind == "vector" else self.front["channels"]
         bits = []
         for f in range(count):
-            raw_f = raw[f * w : (f + 1) * w]
-            x = raw_f.as_signed() if q.signed else raw_f.as_unsigned()
+            x = raw[f * w : (f + 1) * w]
+            x = x.as_signed() if q.signed else x.as_unsigned()
             if kind == "vector":
-                bits.append(ge_const(raw_f, int(thr[f]), q.signed))
+                bits.append(x >= int(thr[f]))
             else:
                 t = thr[f].ravel()  # (H * W,) thresholds of channel f, raster order
                 if np.all(t == t[0]):
-                    bits.append(ge_const(raw_f, int(t[0]), q.signed))
+                    bits.append(x >= int(t[0]))
                 else:
                     shape = shape_of(int(t.min()), int(t.max()))
                     table = Array([Const(int(v), shape) for v in t])

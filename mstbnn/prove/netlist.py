@@ -19,7 +19,9 @@ from mstbnn.errors import UserError
 
 __all__ = ["YOSYS_SCRIPT", "Cell", "Netlist", "export_json", "read_json"]
 
-YOSYS_SCRIPT = "read_verilog {src}; proc; flatten; opt; write_json {dst}"
+# The stage modules carry keep_hierarchy (for synthesis and Verilator); the proof wants one flat netlist.
+YOSYS_SCRIPT = ("read_verilog {src}; hierarchy -top mstbnn_top; setattr -mod -unset keep_hierarchy; "
+                "proc; flatten; opt; write_json {dst}")
 
 
 @dataclass

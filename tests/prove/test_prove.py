@@ -169,7 +169,7 @@ def test_bypassed_pipeline_register_is_not_proven(engine):
     bad = copy.deepcopy(data)
     cells = cells_of(bad)
     # A register of a popcount-tree node in stage 0 (layer 1): its readers take its D input directly.
-    name, reg = next((n, c) for n, c in sorted(cells.items()) if c["type"] == "$sdffe"
+    name, reg = next((n, c) for n, c in sorted(cells.items()) if c["type"] in ("$sdffe", "$dffe")  # data: reset-less
                      and len(c["connections"]["Q"]) > 1 and readers(bad, c["connections"]["Q"][0])
                      and any(nn.startswith("stage0.n") and c["connections"]["Q"] == b["bits"]
                              for nn, b in next(iter(bad["modules"].values()))["netnames"].items()))

@@ -25,10 +25,14 @@ from mstbnn.prove.compare import DIFFERS, PROVEN
 from tests.prove.helpers import build, flip_first_weight, prove
 
 EQUIV = """read_verilog gold.v
+hierarchy -top gold
+setattr -mod -unset keep_hierarchy
 prep -flatten -top gold
 rename -hide w:* x:* %d
 design -stash gold
 read_verilog gate.v
+hierarchy -top gate
+setattr -mod -unset keep_hierarchy
 prep -flatten -top gate
 rename -hide w:* x:* %d
 design -stash gate
