@@ -34,6 +34,7 @@ __all__ = [
     "Layer",
     "int_range",
     "window_output_size",
+    "step_threshold",
 ]
 
 
@@ -43,6 +44,39 @@ def int_range(bits: int, signed: bool) -> tuple[int, int]:
     if signed:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
+
+
+def step_threshold(bits: np.ndarray, y_min: int, where) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds and directions from ``bits`` (R, C): the bit of each channel at sums y_min .. y_min + R - 1.
+
+    Rising step -> (t, +1) with bit = y >= t; falling -> (t, -1) with bit = y <= t;
+    constant -> always true (y_min, +1) or always false (y_max + 1, +1).
+    ``where(j)`` names channel j for the error when a channel is not a single step. The one fold of
+    a float tail into an integer threshold (torch export and QONNX import both evaluate the tail on every sum).
+    """
+    from mstbnn.errors import UserError
+
+    bits = np.asarray(bits, dtype=bool)
+    steps = np.diff(bits.astype(np.int8), axis=0)
+    c = bits.shape[1]
+    y_max = y_min + bits.shape[0] - 1
+    threshold = np.zeros(c, dtype=np.int64)
+    direction = np.ones(c, dtype=np.int64)
+    for j in range(c):
+        rises = np.flatnonzero(steps[:, j] > 0)
+        falls = np.flatnonzero(steps[:, j] < 0)
+        if len(rises) + len(falls) > 1:
+            raise UserError(f"{where(j)}: the bit is not monotone in the integer sum (it changes "
+                            f"{len(rises) + len(falls)} times); only monotone float tails fold into a threshold")
+        if rises.size:
+            threshold[j] = y_min + rises[0] + 1
+        elif falls.size:
+            threshold[j], direction[j] = y_min + falls[0], -1
+        elif bits[0, j]:
+            threshold[j] = y_min
+        else:
+            threshold[j] = y_max + 1
+    return threshold, direction
 
 
 def window_output_size(height: int, width: int, kernel: int, stride: int, padding: int = 0) -> tuple[int, int]:

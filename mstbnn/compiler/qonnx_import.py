@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mstbnn.compiler.ir import BinaryConv2d, BinaryDense, InputQuantizer, MaxPool, Network, Threshold
+from mstbnn.compiler.ir import BinaryConv2d, BinaryDense, InputQuantizer, MaxPool, Network, Threshold, step_threshold
 from mstbnn.compiler.validate import validate
 from mstbnn.errors import UserError
 
@@ -71,36 +71,6 @@ def _libs():
         import qonnx  # noqa: F401
     except ModuleNotFoundError as exc:
         raise UserError(f"reading .onnx models needs {exc.name}: pip install 'mstbnn[onnx]'") from None
-
-
-def step_threshold(bits: np.ndarray, y_min: int, where) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds and directions from ``bits`` (R, C): the bit of each channel at sums y_min .. y_min + R - 1.
-
-    Rising step -> (t, +1) with bit = y >= t; falling -> (t, -1) with bit = y <= t;
-    constant -> always true (y_min, +1) or always false (y_max + 1, +1).
-    ``where(j)`` names channel j for the error when a channel is not a single step.
-    """
-    bits = np.asarray(bits, dtype=bool)
-    steps = np.diff(bits.astype(np.int8), axis=0)
-    c = bits.shape[1]
-    y_max = y_min + bits.shape[0] - 1
-    threshold = np.zeros(c, dtype=np.int64)
-    direction = np.ones(c, dtype=np.int64)
-    for j in range(c):
-        rises = np.flatnonzero(steps[:, j] > 0)
-        falls = np.flatnonzero(steps[:, j] < 0)
-        if len(rises) + len(falls) > 1:
-            raise UserError(f"{where(j)}: the bit is not monotone in the integer sum (it changes "
-                            f"{len(rises) + len(falls)} times); only monotone float tails fold into a threshold")
-        if rises.size:
-            threshold[j] = y_min + rises[0] + 1
-        elif falls.size:
-            threshold[j], direction[j] = y_min + falls[0], -1
-        elif bits[0, j]:
-            threshold[j] = y_min
-        else:
-            threshold[j] = y_max + 1
-    return threshold, direction
 
 
 # --------------------------------------------------------------------------- graph access

@@ -407,7 +407,6 @@ class BinaryStage(wiring.Component):
         m = Module()
         en = Signal()
         m.d.comb += en.eq(~self.out_valid | self.out_ready)
-        ledger = {"front": 0}
         b = self.elem_bits
         kind = self.front["kind"]
         if kind == "vector":

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from mstbnn.artefact import atomic_write
-from mstbnn.compiler.ir import BinaryConv2d, BinaryDense, InputQuantizer, MaxPool, Network, Threshold
+from mstbnn.compiler.ir import BinaryConv2d, BinaryDense, InputQuantizer, MaxPool, Network, Threshold, step_threshold
 from mstbnn.errors import UserError
 from mstbnn.nn.layers import BatchNorm, BinaryLinear, binarize
 from mstbnn.nn.models import BinaryNet, model_from_config
@@ -52,23 +52,7 @@ def fold_threshold(norm: BatchNorm, y_min: int, y_max: int) -> tuple[np.ndarray,
     ys = torch.arange(y_min, y_max + 1, dtype=torch.float32)
     c = norm.num_features
     bits = binarize(norm.eval_forward(ys[:, None].expand(-1, c).contiguous())).numpy()  # (R, C)
-    steps = np.diff(bits.astype(np.int8), axis=0)
-    threshold = np.zeros(c, dtype=np.int64)
-    direction = np.ones(c, dtype=np.int64)
-    for j in range(c):
-        rises = np.flatnonzero(steps[:, j] > 0)
-        falls = np.flatnonzero(steps[:, j] < 0)
-        if len(rises) + len(falls) > 1:
-            raise RuntimeError(f"BatchNorm channel {j} is not monotone in its integer input; cannot fold")
-        if rises.size:
-            threshold[j] = y_min + rises[0] + 1
-        elif falls.size:
-            threshold[j], direction[j] = y_min + falls[0], -1
-        elif bits[0, j]:
-            threshold[j] = y_min  # always 1 over the whole range
-        else:
-            threshold[j] = y_max + 1  # always 0
-    return threshold, direction
+    return step_threshold(bits, y_min, lambda j: f"BatchNorm channel {j}")
 
 
 def _sum_range(layer, in_range: tuple[int, int] | None) -> tuple[int, int]:
