@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from mstbnn.boards.devices import get_device
+from mstbnn.devices import get_device
 from mstbnn.compiler.compile import schedule_network
 from mstbnn.compiler.cost import network_cost, storage_bits
 from mstbnn.compiler.mst import build_schedule

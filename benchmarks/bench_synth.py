@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mstbnn.boards.cli import engine_name, make_engine, report_key, synth_network
-from mstbnn.boards.devices import get_device
+from mstbnn.devices import get_device
 from mstbnn.boards.synth import REPORT_NAME, estimate_fit, network_digest, read_reports
 from mstbnn.boards.wrapper import choose_chunk, harness_ffs
 from mstbnn.compiler import io

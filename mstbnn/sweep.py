@@ -359,7 +359,7 @@ def place_point(spec: dict, engine: str, devices) -> dict:
     redone for the same digest and generator version.
     """
     from mstbnn.boards.cli import make_engine
-    from mstbnn.boards.devices import get_device
+    from mstbnn.devices import get_device
     from mstbnn.boards.synth import estimate_fit
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
     from mstbnn.compiler import io

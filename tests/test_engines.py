@@ -34,7 +34,7 @@ def test_folded_options_need_the_folded_engine(conv_dir, capsys):
 
 
 def test_synth_folded_refuses_a_store_larger_than_the_block_ram(conv_dir, capsys):
-    from mstbnn.boards.devices import get_device
+    from mstbnn.devices import get_device
     from mstbnn.boards.synth import check_fit, estimate_fit
     from mstbnn.errors import UserError
 

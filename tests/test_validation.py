@@ -341,7 +341,7 @@ def test_sim_path_with_spaces_is_refused_up_front(tmp_path, artefact_src, capsys
 
 
 def test_largest_device_refusal_points_to_the_folded_engine():
-    from mstbnn.boards.devices import DEVICES
+    from mstbnn.devices import DEVICES
     from mstbnn.boards.synth import check_fit, estimate_fit
     from mstbnn.errors import UserError
 

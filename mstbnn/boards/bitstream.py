@@ -16,7 +16,7 @@ from pathlib import Path
 from amaranth import Elaboratable, Module
 from amaranth.build import ResourceError
 
-from mstbnn.boards.devices import DEVICES, Device
+from mstbnn.devices import DEVICES, Device
 from mstbnn.boards.protocol import BOARD_TIMEOUT_SECONDS, InputFormat
 from mstbnn.boards.synth import SYNTH_OPTIONS, NEXTPNR_SEED
 from mstbnn.boards.uart_top import UartClassifier

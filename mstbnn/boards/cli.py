@@ -81,7 +81,7 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     (seconds, yosys + nextpnr): see :func:`mstbnn.boards.synth.synthesize`;
     when nextpnr is stopped, yosys' counts are still recorded, with ``stopped``.
     """
-    from mstbnn.boards.devices import get_device
+    from mstbnn.devices import get_device
     from mstbnn.artefact import SYNTH_REPORT
     from mstbnn.boards.synth import SynthTimeout, check_fit, estimate_fit, synthesize, write_report
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
@@ -209,7 +209,7 @@ def _cmd_synth(args) -> int:
 
 def _cmd_bitstream(args) -> int:
     from mstbnn.boards.bitstream import build_bitstream, get_board, uart_divisor
-    from mstbnn.boards.devices import DEVICES
+    from mstbnn.devices import DEVICES
     from mstbnn.boards.protocol import format_from_network
     from mstbnn.boards.synth import check_fit, estimate_fit
 

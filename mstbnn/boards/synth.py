@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from mstbnn.artefact import atomic_write
-from mstbnn.boards.devices import Device
+from mstbnn.devices import Device
 from mstbnn.boards.toolchain import ToolTimeout, run_tool, tool_path, tool_versions
 from mstbnn.boards.wrapper import SynthHarness, choose_chunk, harness_ffs
 from mstbnn.errors import UserError
@@ -148,7 +148,7 @@ def check_fit(fit: dict, device: Device, force: bool, engine: str = "unrolled") 
             over.append(f"{fit['ffs']:,} FFs > {device.ffs:,} available {pct(fit['ffs'], device.ffs)}")
     if fit.get("bram", 0) > device.bram:
         over.append(f"{fit['bram']:,} block RAMs > {device.bram:,} available {pct(fit['bram'], device.bram)}")
-    from mstbnn.boards.devices import DEVICES
+    from mstbnn.devices import DEVICES
 
     larger = [d.name for d in DEVICES.values() if d.family == device.family and d.luts > device.luts]
     if larger:

@@ -71,7 +71,7 @@ def spec_from_args(args: argparse.Namespace, net):
 
     device = None
     if args.device is not None:
-        from mstbnn.boards.devices import get_device
+        from mstbnn.devices import get_device
 
         device = get_device(args.device)
     if args.engine == "folded":
@@ -109,7 +109,7 @@ def target_summary(verilog) -> str:
     """One line on the engine a throughput target chose, from its spec beside ``verilog``."""
     import json
 
-    from mstbnn.boards.devices import get_device
+    from mstbnn.devices import get_device
 
     desc = json.loads(verilog.with_suffix(".json").read_text())
     family = get_device(desc["device"]).family

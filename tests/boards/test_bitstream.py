@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mstbnn.boards.bitstream import BOARDS, build_bitstream, get_board, uart_divisor
-from mstbnn.boards.devices import DEVICES
+from mstbnn.devices import DEVICES
 from mstbnn.boards.protocol import format_from_network
 from mstbnn.compiler.compile import schedule_network
 from mstbnn.compiler.random import random_dense_network

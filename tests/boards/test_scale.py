@@ -10,7 +10,7 @@ import pytest
 
 from mstbnn.boards import synth as synth_mod
 from mstbnn.boards.cli import format_report
-from mstbnn.boards.devices import get_device
+from mstbnn.devices import get_device
 from mstbnn.boards.synth import (
     ROUTABLE_SHARE,
     SynthTimeout,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from mstbnn.boards.devices import DEVICES, get_device
+from mstbnn.devices import DEVICES, get_device
 from mstbnn.boards.synth import (
     check_fit,
     count_cells,

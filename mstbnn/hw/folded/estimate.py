@@ -255,7 +255,7 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
     """Pick S and G per binary layer to fit ``device`` at the fewest cycles per image.
 
     ``device`` is anything with ``name``, ``family``, ``luts``, ``ffs`` and
-    ``bram`` (e.g. :class:`mstbnn.boards.devices.Device`; hw does not import boards).
+    ``bram`` (e.g. :class:`mstbnn.devices.Device`; a top-level module every stage may read).
 
     Greedy: start every layer at the smallest (S, G) with its fastest tree,
     or, when those stores overflow the block RAM, with its minimum-storage

@@ -52,7 +52,7 @@ def generate(net, out_dir, *, reuse: bool = True, subdir: str | None = None, con
     config : None, (S, G) or list of (S, G)
         S and G per binary layer (:func:`mstbnn.hw.folded.network.layer_plans`).
     device : object with name, family, luts, ffs, bram, or None
-        Choose S and G for this device (e.g. ``mstbnn.boards.devices.get_device("ecp5-85k")``)
+        Choose S and G for this device (e.g. ``mstbnn.devices.get_device("ecp5-85k")``)
         with :func:`mstbnn.hw.folded.estimate.choose_config`, which also keeps,
         per layer, the cheaper of the XNOR-weighted and the cycle-weighted
         tree; overrides ``config``.

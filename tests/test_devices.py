@@ -2,7 +2,7 @@
 
 import pytest
 
-from mstbnn.boards.devices import DEVICES, get_device
+from mstbnn.devices import DEVICES, get_device
 from mstbnn.errors import UserError
 
 ISSUE_DEVICES = ["ice40-up5k", "ice40-hx8k", "ecp5-25k", "ecp5-45k", "ecp5-85k"]
