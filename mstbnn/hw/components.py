@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from mstbnn.compiler.ir import window_output_size
@@ -34,6 +34,7 @@ __all__ = [
     "OrPool",
     "class_index_width",
     "stage_signature",
+    "argmax_payload",
     "tree_latency",
     "threshold_cut",
 ]
@@ -549,16 +550,18 @@ class OrPool(wiring.Component):
         return m
 
 
-def stage_signature(in_width: int, out_width: int) -> dict:
-    """The valid/ready stream ports of every engine stage (unrolled and folded): data in, data out."""
-    return {
-        "in_valid": In(1),
-        "in_ready": Out(1),
-        "in_data": In(in_width),
-        "out_valid": Out(1),
-        "out_ready": In(1),
-        "out_data": Out(out_width),
-    }
+def stage_signature(in_width: int, out_width) -> dict:
+    """The ports of every engine stage (unrolled and folded): stream ``i`` in, stream ``o`` out.
+
+    Stages are joined with ``wiring.connect``, which checks that one stage's
+    payload shape is the next one's.
+    """
+    return {"i": In(stream.Signature(in_width)), "o": Out(stream.Signature(out_width))}
+
+
+def argmax_payload(classes: int, score_width: int) -> data.StructLayout:
+    """The argmax stages' output payload: the scores (class c at ``[c*S +: S]``) and the class index."""
+    return data.StructLayout({"scores": classes * score_width, "index": class_index_width(classes)})
 
 
 def class_index_width(n: int) -> int:

@@ -1,8 +1,9 @@
 """Stream stages: one per binary layer (with its threshold), per max-pool, plus argmax.
 
-Every stage is a valid/ready pipeline with one enable::
+Every stage is a pipeline between two valid/ready streams (``i`` in, ``o`` out;
+:func:`~mstbnn.hw.components.stage_signature`) with one enable::
 
-    en = ~out_valid | out_ready        in_ready = en (& not a pad position)
+    en = ~o.valid | o.ready        i.ready = en (& not a pad position)
 
 All its registers load only while ``en`` is high, so backpressure freezes
 the stage and nothing is lost or duplicated; bubbles travel as ``valid = 0``.
@@ -35,11 +36,11 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
 
 from mstbnn.compiler.ir import int_range
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.hw.components import (
+    argmax_payload,
     class_index_width,
     stage_signature,
     Collector,
@@ -406,15 +407,15 @@ class BinaryStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         en = Signal()
-        m.d.comb += en.eq(~self.out_valid | self.out_ready)
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
         b = self.elem_bits
         kind = self.front["kind"]
         if kind == "vector":
             x0 = Signal(self.n * b, name="x0", reset_less=True)
             valid0 = Signal(name="valid0")
             with m.If(en):
-                m.d.sync += [x0.eq(self._quantize(m, self.in_data)), valid0.eq(self.in_valid)]
-            m.d.comb += self.in_ready.eq(en)
+                m.d.sync += [x0.eq(self._quantize(m, self.i.payload)), valid0.eq(self.i.valid)]
+            m.d.comb += self.i.ready.eq(en)
         elif kind == "window":
             f = self.front
             m.submodules.window = wg = WindowGenerator(
@@ -422,16 +423,16 @@ class BinaryStage(wiring.Component):
             )
             m.d.comb += [
                 wg.en.eq(en),
-                wg.in_valid.eq(self.in_valid),
-                self.in_ready.eq(wg.in_ready),
-                wg.in_data.eq(self._quantize(m, self.in_data, wg.in_index)),
+                wg.in_valid.eq(self.i.valid),
+                self.i.ready.eq(wg.in_ready),
+                wg.in_data.eq(self._quantize(m, self.i.payload, wg.in_index)),
             ]
             x0, valid0 = wg.window, wg.window_valid
         else:
             f = self.front
             m.submodules.collect = col = Collector(f["channels"], f["height"], f["width"], elem_bits=b)
-            m.d.comb += [col.en.eq(en), col.in_valid.eq(self.in_valid), self.in_ready.eq(col.in_ready)]
-            m.d.comb += col.in_data.eq(self.in_data)
+            m.d.comb += [col.en.eq(en), col.in_valid.eq(self.i.valid), self.i.ready.eq(col.in_ready)]
+            m.d.comb += col.in_data.eq(self.i.payload)
             x0, valid0 = col.out, col.out_valid
 
         # Data registers carry no reset: only the valid bits need one, and a reset
@@ -509,7 +510,7 @@ class BinaryStage(wiring.Component):
                 m.d.comb += y.eq(v * self.scale + self.bias)
                 delays.put(("y", j), y, int(self.stage[j]))
                 outs.append(delays.at(("y", j), self.depth))
-        m.d.comb += self.out_data.eq(Cat(*outs))
+        m.d.comb += self.o.payload.eq(Cat(*outs))
 
         valid = valid0
         for s in range(1, self.depth + 1):
@@ -517,7 +518,7 @@ class BinaryStage(wiring.Component):
             with m.If(en):
                 m.d.sync += reg.eq(valid)
             valid = reg
-        m.d.comb += self.out_valid.eq(valid)
+        m.d.comb += self.o.valid.eq(valid)
         # Registers this elaboration created outside the front end (checked against the estimate).
         self.elaborated_flipflops = delays.register_bits + self.forest_counts()[0] + self.depth
         return m
@@ -547,18 +548,18 @@ class PoolStage(wiring.Component):
         m = Module()
         f = self.front
         en = Signal()
-        m.d.comb += en.eq(~self.out_valid | self.out_ready)
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
         m.submodules.window = wg = WindowGenerator(f["channels"], f["height"], f["width"], f["kernel"], f["stride"], 0)
         m.submodules.pool = pool = OrPool(f["channels"], f["kernel"])
         m.d.comb += [
             wg.en.eq(en),
-            wg.in_valid.eq(self.in_valid),
-            wg.in_data.eq(self.in_data),
-            self.in_ready.eq(wg.in_ready),
+            wg.in_valid.eq(self.i.valid),
+            wg.in_data.eq(self.i.payload),
+            self.i.ready.eq(wg.in_ready),
             pool.window.eq(wg.window),
         ]
         with m.If(en):
-            m.d.sync += [self.out_data.eq(pool.out), self.out_valid.eq(wg.window_valid)]
+            m.d.sync += [self.o.payload.eq(pool.out), self.o.valid.eq(wg.window_valid)]
         return m
 
 
@@ -580,9 +581,7 @@ class ArgmaxStage(wiring.Component):
         self.inner_registers = max(0, -(-self.tree_levels // self.levels_per_stage) - 1)
         self.depth = 1 + self.inner_registers
         self.front = {"kind": "vector"}
-        sig = stage_signature(self.classes * self.score_width, self.classes * self.score_width)
-        sig["out_class"] = Out(class_index_width(self.classes))
-        super().__init__(sig)
+        super().__init__(stage_signature(self.classes * self.score_width, argmax_payload(self.classes, self.score_width)))
 
     @property
     def timing(self) -> dict:
@@ -593,12 +592,12 @@ class ArgmaxStage(wiring.Component):
         s = self.score_width
         idx_w = class_index_width(self.classes)
         en = Signal()
-        m.d.comb += en.eq(~self.out_valid | self.out_ready)
-        m.d.comb += self.in_ready.eq(en)
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        m.d.comb += self.i.ready.eq(en)
         scores = Signal(self.classes * s, reset_less=True)
         valid = Signal()
         with m.If(en):
-            m.d.sync += [scores.eq(self.in_data), valid.eq(self.in_valid)]
+            m.d.sync += [scores.eq(self.i.payload), valid.eq(self.i.valid)]
         nodes = [(Const(i, idx_w), scores[i * s : (i + 1) * s].as_signed()) for i in range(self.classes)]
         level = 0
         while len(nodes) > 1:
@@ -629,5 +628,5 @@ class ArgmaxStage(wiring.Component):
                     m.d.sync += [scores_q.eq(scores), valid_q.eq(valid)]
                 scores, valid = scores_q, valid_q
         with m.If(en):
-            m.d.sync += [self.out_data.eq(scores), self.out_class.eq(nodes[0][0]), self.out_valid.eq(valid)]
+            m.d.sync += [self.o.payload.scores.eq(scores), self.o.payload.index.eq(nodes[0][0]), self.o.valid.eq(valid)]
         return m

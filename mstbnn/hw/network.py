@@ -24,6 +24,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from mstbnn.hw.components import class_index_width
 from mstbnn.hw.layers import ArgmaxStage, BinaryStage, PoolStage
 from mstbnn.hw.plan import PoolItem, stream_items
 from mstbnn.hw.timing import cycle_model
@@ -106,7 +107,7 @@ class StreamEngine(wiring.Component):
         scores = self.stages[-2]
         self.classes = scores.channels
         self.score_width = scores.score_width
-        self.class_width = self.stages[-1].out_class.shape().width
+        self.class_width = class_index_width(self.classes)
         self.latency, self.initiation_interval = cycle_model([s.timing for s in self.stages], self.beats_per_image)
         super().__init__(engine_signature(self))
 
@@ -115,18 +116,20 @@ class StreamEngine(wiring.Component):
         for k, stage in enumerate(self.stages):
             m.submodules[f"stage{k}"] = stage
         first, last = self.stages[0], self.stages[-1]
+        # The top keeps flat port names (in_valid, in_data, out_class, ...);
+        # between stages, connect checks that each payload shape is the next one's.
         m.d.comb += [
-            first.in_valid.eq(self.in_valid),
-            first.in_data.eq(self.in_data),
-            self.in_ready.eq(first.in_ready),
+            first.i.valid.eq(self.in_valid),
+            first.i.payload.eq(self.in_data),
+            self.in_ready.eq(first.i.ready),
         ]
         for a, b in zip(self.stages, self.stages[1:]):
-            m.d.comb += [b.in_valid.eq(a.out_valid), b.in_data.eq(a.out_data), a.out_ready.eq(b.in_ready)]
+            wiring.connect(m, a.o, b.i)
         m.d.comb += [
-            self.out_valid.eq(last.out_valid),
-            last.out_ready.eq(self.out_ready),
-            self.out_class.eq(last.out_class),
-            self.out_scores.eq(last.out_data),
+            self.out_valid.eq(last.o.valid),
+            last.o.ready.eq(self.out_ready),
+            self.out_class.eq(last.o.payload.index),
+            self.out_scores.eq(last.o.payload.scores),
         ]
         return m
 

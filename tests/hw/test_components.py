@@ -274,7 +274,7 @@ def test_argmax_stage_lowest_index_on_ties(n):
     rng = np.random.default_rng(n)
     cases = [rng.integers(-2, 2, n) for _ in range(120)] + [np.full(n, -8), np.full(n, 7)]
     out, _, _ = run_stream(dut, [pack(c, s) for c in cases], len(cases), in_prob=0.7, out_prob=0.6, seed=n,
-                           out_ports=("out_class", "out_data"))
+                           out_ports=("o.payload.index", "o.payload.scores"))
     assert [o[0] for o in out] == [int(np.argmax(c)) for c in cases]
     assert [o[1] for o in out] == [pack(c, s) for c in cases]
 

@@ -78,11 +78,11 @@ def test_mutated_quantiser_constant_in_the_verilog_exits_1(art, capsys):
     vpath = generate(directory)
     text = vpath.read_text()
     # The first input-quantiser compare with a constant strictly inside the 3-bit range.
-    pattern = re.compile(r"in_data\[(\d+):(\d+)\] >= (\d+)'h([0-9a-f]+);")
+    pattern = re.compile(r"i__payload\[(\d+):(\d+)\] >= (\d+)'h([0-9a-f]+);")
     m = next(m for m in pattern.finditer(text) if 1 <= int(m.group(4), 16) <= 6)
     feature = int(m.group(2)) // 3
     value = int(m.group(4), 16) + 1
-    vpath.write_text(text[:m.start()] + f"in_data[{m.group(1)}:{m.group(2)}] >= 3'h{value:x};" + text[m.end():])
+    vpath.write_text(text[:m.start()] + f"i__payload[{m.group(1)}:{m.group(2)}] >= 3'h{value:x};" + text[m.end():])
     _vouch(vpath)
     assert main(["prove", str(directory)]) == 1
     out = capsys.readouterr().out

@@ -13,8 +13,8 @@ Flow (exact; mirrored in :mod:`mstbnn.hw.folded.timing`)::
     handshake (cycle t): scores registered, best = class 0, k = 1, busy
     cycles t+1 .. t+C-1: compare class k against the best (strictly greater
                          wins, so ties keep the lowest index), k += 1
-    first cycle with k == C and the output register free: load out_class,
-                         out_data (the scores), out_valid; busy drops
+    first cycle with k == C and the output register free: load the class index
+                         and the scores into the output, o.valid; busy drops
     latency C + 1 cycles, one image per C + 1 cycles
 """
 
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
 
-from mstbnn.hw.components import class_index_width, stage_signature
+from mstbnn.hw.components import argmax_payload, class_index_width, stage_signature
 
 __all__ = ["SequentialArgmax"]
 
@@ -32,15 +31,14 @@ __all__ = ["SequentialArgmax"]
 class SequentialArgmax(wiring.Component):
     """Scores in, (class, scores) out; lowest index on ties.
 
-    Ports: ``in_valid/in_ready/in_data`` (class c's signed score at
-    ``[c*S +: S]``), ``out_valid/out_ready/out_data`` (the same scores),
-    ``out_class``.
+    Ports: stream ``i`` (class c's signed score at ``[c*S +: S]``), stream ``o``
+    (:func:`~mstbnn.hw.components.argmax_payload`: the same scores and the class index).
     """
 
     def __init__(self, classes: int, score_width: int):
         self.classes, self.score_width = int(classes), int(score_width)
         width = self.classes * self.score_width
-        super().__init__({**stage_signature(width, width), "out_class": Out(class_index_width(self.classes))})
+        super().__init__(stage_signature(width, argmax_payload(self.classes, self.score_width)))
 
     @property
     def timing(self) -> dict:
@@ -54,18 +52,18 @@ class SequentialArgmax(wiring.Component):
         busy = Signal()
         k = Signal(range(c + 1))
         best = Signal(signed(s))
-        best_idx = Signal.like(self.out_class)
-        m.d.comb += self.in_ready.eq(~busy)
-        out_free = ~self.out_valid | self.out_ready
+        best_idx = Signal(class_index_width(c))
+        m.d.comb += self.i.ready.eq(~busy)
+        out_free = ~self.o.valid | self.o.ready
         done = busy & (k == c) & out_free
         with m.If(done):
-            m.d.sync += [self.out_valid.eq(1), self.out_class.eq(best_idx), self.out_data.eq(scores), busy.eq(0)]
-        with m.Elif(self.out_ready):
-            m.d.sync += self.out_valid.eq(0)
-        with m.If(self.in_valid & ~busy):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.index.eq(best_idx), self.o.payload.scores.eq(scores), busy.eq(0)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & ~busy):
             m.d.sync += [
-                scores.eq(self.in_data),
-                best.eq(self.in_data[:s].as_signed()),
+                scores.eq(self.i.payload),
+                best.eq(self.i.payload[:s].as_signed()),
                 best_idx.eq(0),
                 k.eq(1),
                 busy.eq(1),

@@ -139,8 +139,8 @@ class FoldedStage(wiring.Component):
             x0 = Signal(self.plan.n * b, name="x0")
             valid0 = Signal(name="valid0")
             with m.If(en):
-                m.d.sync += [x0.eq(self._quantize(self.in_data)), valid0.eq(self.in_valid)]
-            m.d.comb += self.in_ready.eq(en)
+                m.d.sync += [x0.eq(self._quantize(self.i.payload)), valid0.eq(self.i.valid)]
+            m.d.comb += self.i.ready.eq(en)
             return x0, valid0
         f = self.front
         if kind == "window":
@@ -149,13 +149,13 @@ class FoldedStage(wiring.Component):
             )
             m.d.comb += [
                 wg.en.eq(en),
-                wg.in_valid.eq(self.in_valid),
-                self.in_ready.eq(wg.in_ready),
-                wg.in_data.eq(self._quantize(self.in_data, wg.in_index)),
+                wg.in_valid.eq(self.i.valid),
+                self.i.ready.eq(wg.in_ready),
+                wg.in_data.eq(self._quantize(self.i.payload, wg.in_index)),
             ]
             return wg.window, wg.window_valid
         m.submodules.collect = col = Collector(f["channels"], f["height"], f["width"], elem_bits=b)
-        m.d.comb += [col.en.eq(en), col.in_valid.eq(self.in_valid), self.in_ready.eq(col.in_ready), col.in_data.eq(self.in_data)]
+        m.d.comb += [col.en.eq(en), col.in_valid.eq(self.i.valid), self.i.ready.eq(col.in_ready), col.in_data.eq(self.i.payload)]
         return col.out, col.out_valid
 
     # -- core -----------------------------------------------------------------------------
@@ -171,7 +171,7 @@ class FoldedStage(wiring.Component):
         m.submodules.ctrl = ctrl = Controller(plan)
         taken = Signal()  # the held window's walk is complete; the datapath still reads it
         pending = Signal()  # a walked window has not reached the output register yet
-        out_free = ~self.out_valid | self.out_ready
+        out_free = ~self.o.valid | self.o.ready
         step = Signal()
         m.d.comb += [
             ctrl.start.eq(window_valid & ~taken),
@@ -275,7 +275,7 @@ class FoldedStage(wiring.Component):
         with m.If(f_valid):
             m.d.sync += res.eq(res_next)
         with m.If(f_valid & f_wlast):
-            m.d.sync += [self.out_data.eq(Cat(*outs)), self.out_valid.eq(1), pending.eq(0)]
-        with m.Elif(self.out_ready):
-            m.d.sync += self.out_valid.eq(0)
+            m.d.sync += [self.o.payload.eq(Cat(*outs)), self.o.valid.eq(1), pending.eq(0)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         return m

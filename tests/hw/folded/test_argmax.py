@@ -20,7 +20,7 @@ def test_argmax_against_numpy(classes, width):
     for stall in (0.5, 1.0):
         dut = SequentialArgmax(classes, width)
         outs, ins, out_cycles = run_stream(dut, beats, len(beats), in_prob=stall, out_prob=stall, seed=classes,
-                                           out_ports=("out_class", "out_data"))
+                                           out_ports=("o.payload.index", "o.payload.scores"))
         assert [o[0] for o in outs] == want_cls
         assert [unpack(o[1], classes, width) for o in outs] == scores.tolist()
         if stall == 1.0:
