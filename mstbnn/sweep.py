@@ -16,12 +16,16 @@ engine at >= that accuracy).
 
 Like :mod:`mstbnn.flow`, this module sits above the stages and calls them in
 process. Each network is one *point*: :func:`measure_point` is a pure
-top-level function of a small JSON-able spec returning a JSON-able record,
-so a local process pool (``--jobs``) or, later, a cluster backend can run
-it. A point keeps its files in ``DIR/points/<id>/`` and is not redone when
-its record holds measurements for the network's current digest
+top-level function of a small JSON-able spec returning a JSON-able record.
+:mod:`mstbnn.executors` runs it, in this process or a local process pool
+(``--jobs``) or as one task per point on a Dask distributed cluster
+(``--scheduler``); the executor is the only difference between the three. A
+point keeps its files in ``DIR/points/<id>/`` and is not redone when its
+record holds measurements for the network's current digest
 (:func:`mstbnn.artefact.network_digest`) and the generator version
-(``mstbnn.__version__``).
+(``mstbnn.__version__``). A point that still fails after ``--retries`` is
+listed under ``failed`` in sweep.json (and the command exits 1); it is never
+left out silently.
 
 Outputs: ``DIR/sweep.json`` (every point, both frontiers, the ratios),
 ``DIR/frontier.md`` and ``DIR/frontier.png``.
@@ -33,6 +37,7 @@ import argparse
 import contextlib
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from mstbnn import __version__
@@ -40,7 +45,7 @@ from mstbnn.errors import UserError
 
 __all__ = [
     "SWEEP_JSON", "FRONTIER_MD", "FRONTIER_PNG", "FAMILY_DEVICES",
-    "Grid", "parse_grid", "point_specs", "measure_point", "place_point", "point_is_measured",
+    "Grid", "parse_grid", "point_specs", "measure_point", "place_point", "place_network", "point_is_measured",
     "pareto_frontier", "frontier_ratios", "analyse", "format_frontier", "plot_frontier", "run_sweep",
     "add_commands",
 ]
@@ -327,28 +332,37 @@ def measure_point(spec: dict) -> dict:
     and generator version are skipped; the record is saved after every step
     (``DIR/points/<id>/point.json``), so an interrupted point resumes.
     """
-    from mstbnn.artefact import network_digest
-
     point_dir = Path(spec["dir"])
     point_dir.mkdir(parents=True, exist_ok=True)
+    with open(point_dir / POINT_LOG, "a") as log:
+        try:
+            return _measure(spec, point_dir, log)
+        except Exception:
+            # sweep.json keeps one line of the error; the whole story stays beside the point.
+            traceback.print_exc(file=log)
+            raise
+
+
+def _measure(spec: dict, point_dir: Path, log) -> dict:
+    from mstbnn.artefact import network_digest
+
     net_dir = point_dir / NET_DIR
     record = _read_record(point_dir)
-    with open(point_dir / POINT_LOG, "a") as log:
-        if not _current_network(record, spec):
-            model_path = point_dir / MODEL_FILE
-            _train_point(spec["network"], model_path, log)
-            figures = _compile_point(spec["network"], model_path, net_dir, log)
-            record = {"id": spec["id"], "network": spec["network"], "generator": __version__,
-                      "digest": network_digest(net_dir), **figures, "engines": {}}
-            _write_record(point_dir, record)
-        for engine in ENGINES:
-            key = f"{spec['device']}/{engine}"
-            if _measured(record, key):
-                continue
-            m = _synth_engine(net_dir, spec["device"], engine == "baseline", log)
-            record["engines"][key] = {**m, "device": spec["device"], "digest": record["digest"],
-                                      "generator": __version__}
-            _write_record(point_dir, record)
+    if not _current_network(record, spec):
+        model_path = point_dir / MODEL_FILE
+        _train_point(spec["network"], model_path, log)
+        figures = _compile_point(spec["network"], model_path, net_dir, log)
+        record = {"id": spec["id"], "network": spec["network"], "generator": __version__,
+                  "digest": network_digest(net_dir), **figures, "engines": {}}
+        _write_record(point_dir, record)
+    for engine in ENGINES:
+        key = f"{spec['device']}/{engine}"
+        if _measured(record, key):
+            continue
+        m = _synth_engine(net_dir, spec["device"], engine == "baseline", log)
+        record["engines"][key] = {**m, "device": spec["device"], "digest": record["digest"],
+                                  "generator": __version__}
+        _write_record(point_dir, record)
     return record
 
 
@@ -386,6 +400,18 @@ def place_point(spec: dict, engine: str, devices) -> dict:
             break
     placed[engine] = {**entry, "digest": record["digest"], "generator": __version__}
     _write_record(point_dir, record)
+    return record
+
+
+def place_network(task: dict) -> dict:
+    """Place and route the frontier engines of one network, one after the other; return its record.
+
+    ``task``: ``{"id", "spec", "engines", "devices"}``. One task per network
+    (not per engine): both engines of a network write the same point.json.
+    """
+    record = None
+    for engine in task["engines"]:
+        record = place_point(task["spec"], engine, task["devices"])
     return record
 
 
@@ -475,6 +501,13 @@ def format_frontier(result: dict, grid: Grid, command: str) -> str:
         f"{result['device']}; accuracy of the compiled network on the test set. Plain points: the baseline "
         "(no reuse) engine of every network; MST points: the reuse engine of every network.",
         "",
+    ]
+    if result.get("failed"):
+        lines += [f"**Incomplete: {len(result['failed'])} network(s) failed** (after a failed measure step a "
+                  "network is left out of every table below; after a failed place step it has no Fmax). Rerun "
+                  "the command to retry them; tracebacks are in each point's log.txt:", ""]
+        lines += [f"- {f['id']} ({f['stage']}): {f['error']}" for f in result["failed"]] + [""]
+    lines += [
         "## Ratio at each accuracy the plain frontier reaches",
         "",
         "| accuracy >= | cheapest plain engine | LUT4-eq | cheapest MST engine | LUT4-eq | plain / MST |",
@@ -549,16 +582,22 @@ def plot_frontier(analysis: dict, path, title: str) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def _write_outputs(out: Path, grid: Grid, specs: list[dict], records: dict, command: str, final: bool) -> dict:
+def _write_outputs(out: Path, grid: Grid, specs: list[dict], records: dict, command: str, final: bool,
+                   failed: dict | None = None) -> dict:
     from mstbnn.artefact import atomic_write
 
+    failed = failed or {}
     device = specs[0]["device"] if specs else FAMILY_DEVICES[grid.family][-1]
     done = [records[s["id"]] for s in specs if s["id"] in records]
     analysis = analyse(done, device)
     yosys = next((m["yosys"] for r in done for m in r["engines"].values()), "")
+    # Failed points, in grid order: what failed (measure or place) and its error, one line each.
+    failures = [{"id": s["id"], **failed[s["id"]]} for s in specs if s["id"] in failed]
     result = {"format": SWEEP_FORMAT, "format_version": SWEEP_FORMAT_VERSION, "generator": __version__,
-              "grid": grid.as_dict(), "device": device, "yosys": yosys, "complete": final and len(done) == len(specs),
-              "points": done, "analysis": {k: analysis[k] for k in ("plain_frontier", "mst_frontier", "ratios")}}
+              "grid": grid.as_dict(), "device": device, "yosys": yosys,
+              "complete": final and len(done) == len(specs) and not failures,
+              "points": done, "failed": failures,
+              "analysis": {k: analysis[k] for k in ("plain_frontier", "mst_frontier", "ratios")}}
     atomic_write(out / SWEEP_JSON, json.dumps(result, indent=1, sort_keys=True) + "\n")
     if final:
         atomic_write(out / FRONTIER_MD, format_frontier({**result, "analysis": analysis}, grid, command))
@@ -581,25 +620,64 @@ def _check_out_dir(out: Path) -> None:
 
 
 def run_sweep(out, grid: Grid, *, jobs: int = 1, place: bool = False, command: str | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, scheduler: str | None = None, retries: int = 1,
+              connect_timeout: float | None = None, measure=None) -> dict:
     """Measure every point of ``grid`` in ``out`` (resuming), then write sweep.json, frontier.md and frontier.png.
 
-    ``jobs`` > 1 runs points in a local process pool; ``place`` places and
-    routes the frontier points for Fmax afterwards.
+    Points run in this process (``jobs`` 1), a local process pool (``jobs``
+    > 1) or, with ``scheduler`` (a Dask scheduler address), one task per
+    point on that cluster; see :mod:`mstbnn.executors`. A point that raises
+    is retried ``retries`` times, then listed in the result's ``failed``
+    (``place``: the same for its place-and-route task). ``measure``: the point
+    function, :func:`measure_point` unless a test wraps it (a picklable
+    top-level function of one spec).
     """
     from tqdm import tqdm
 
+    from mstbnn.executors import DEFAULT_CONNECT_TIMEOUT, open_executor
+
     out = Path(out)
     jobs = _one_int("--jobs", jobs, 1)
+    retries = _one_int("--retries", retries, 0)
+    if scheduler is not None and jobs != 1:
+        raise UserError("--jobs counts local processes; with --scheduler the cluster's workers run the points "
+                        "(drop --jobs)")
+    timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else _positive("--connect-timeout", connect_timeout)
+    measure = measure or measure_point
     command = command or command_line(grid, out, place=place)
     _check_out_dir(out)
     from mstbnn.nn.data import load_dataset
 
     load_dataset(grid.dataset, grid.data_dir)  # a bad dataset fails here, before any work
-    out.mkdir(parents=True, exist_ok=True)
+    # Connect before anything is written: an unreachable scheduler leaves no trace.
+    with open_executor(jobs=jobs, scheduler=scheduler, connect_timeout=timeout) as executor:
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            executor.prepare(out)
+        except UserError:
+            if created:
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+            raise
+        return _run_points(out, grid, executor, measure, retries=retries, place=place, command=command,
+                           progress=progress, tqdm=tqdm)
+
+
+def _positive(flag: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag}: {value!r} is not a number of seconds") from None
+    if not 0 < v < float("inf"):
+        raise UserError(f"{flag}: {value} must be a positive number of seconds")
+    return v
+
+
+def _run_points(out: Path, grid: Grid, executor, measure, *, retries: int, place: bool, command: str,
+                progress: bool, tqdm) -> dict:
     specs = point_specs(grid, out)
-    records = {}
-    todo = []
+    records, failed, todo = {}, {}, []
     for s in specs:
         if point_is_measured(s):
             records[s["id"]] = _read_record(Path(s["dir"]))
@@ -607,33 +685,35 @@ def run_sweep(out, grid: Grid, *, jobs: int = 1, place: bool = False, command: s
             todo.append(s)
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), unit="point", desc="sweep", file=sys.stderr,
                dynamic_ncols=True, disable=not progress)
-
-    def finished(record):
-        records[record["id"]] = record
-        bar.set_postfix_str(f"{record['id']} {record['accuracy']:.1f}%")
+    for outcome in executor.map(measure, todo, retries=retries):
+        pid = outcome.item["id"]
+        if outcome.ok:
+            records[pid] = outcome.result
+            bar.set_postfix_str(f"{pid} {outcome.result['accuracy']:.1f}%")
+        else:
+            failed[pid] = {"stage": "measure", "error": outcome.error}
+            bar.set_postfix_str(f"{pid} FAILED")
         bar.update(1)
-        _write_outputs(out, grid, specs, records, command, final=False)
-
-    if jobs == 1 or len(todo) <= 1:
-        for s in todo:
-            finished(measure_point(s))
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        # spawn: a fresh interpreter per worker, so torch's threads never meet fork.
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(measure_point, s) for s in todo]
-            for fut in cf.as_completed(futures):
-                finished(fut.result())
+        _write_outputs(out, grid, specs, records, command, final=False, failed=failed)
     bar.close()
     if place:
         by_id = {s["id"]: s for s in specs}
-        result = _write_outputs(out, grid, specs, records, command, final=False)
-        front = result["analysis"]["plain_frontier"] + result["analysis"]["mst_frontier"]
-        for p in tqdm(front, unit="engine", desc="place", file=sys.stderr, disable=not progress):
-            records[p["network"]] = place_point(by_id[p["network"]], p["engine"], FAMILY_DEVICES[grid.family])
-    return _write_outputs(out, grid, specs, records, command, final=True)
+        result = _write_outputs(out, grid, specs, records, command, final=False, failed=failed)
+        engines: dict[str, list[str]] = {}
+        for p in result["analysis"]["plain_frontier"] + result["analysis"]["mst_frontier"]:
+            engines.setdefault(p["network"], []).append(p["engine"])
+        tasks = [{"id": pid, "spec": by_id[pid], "engines": sorted(engines[pid]),
+                  "devices": list(FAMILY_DEVICES[grid.family])} for pid in sorted(engines)]
+        bar = tqdm(total=len(tasks), unit="network", desc="place", file=sys.stderr, disable=not progress)
+        for outcome in executor.map(place_network, tasks, retries=retries):
+            pid = outcome.item["id"]
+            if outcome.ok:
+                records[pid] = outcome.result
+            else:
+                failed[pid] = {"stage": "place", "error": outcome.error}
+            bar.update(1)
+        bar.close()
+    return _write_outputs(out, grid, specs, records, command, final=True, failed=failed)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -662,13 +742,21 @@ def _cmd_sweep(args) -> int:
     grid = parse_grid(dataset=args.dataset, data_dir=args.data_dir, family=args.family, widths=args.widths,
                       layers=args.layers, lambdas=args.lambdas, max_depths=args.max_depths, seeds=args.seeds,
                       epochs=args.epochs, cost=args.cost, mst_warmup=args.mst_warmup, mst_ramp=args.mst_ramp)
-    result = run_sweep(Path(args.output), grid, jobs=args.jobs, place=args.place)
+    result = run_sweep(Path(args.output), grid, jobs=args.jobs, place=args.place, scheduler=args.scheduler,
+                       retries=args.retries, connect_timeout=args.connect_timeout)
     out = Path(args.output)
     for r in result["analysis"]["ratios"]:
         print(f"accuracy >= {r['accuracy']:.2f} %: plain {r['plain_luts']:,} LUT4-eq ({r['plain_id']}), "
               + ("no MST engine reaches it" if r["ratio"] is None else
                  f"MST {r['mst_luts']:,} ({r['mst_id']}), {r['ratio']:.2f}x"))
     print(f"wrote {out / SWEEP_JSON}, {out / FRONTIER_MD}, {out / FRONTIER_PNG}")
+    failed = result["failed"]
+    if failed:
+        first = failed[0]
+        print(f"mstbnn: error: {len(failed)} sweep point(s) failed after {args.retries} retries, first "
+              f"{first['id']} ({first['stage']}: "
+              f"{first['error']}); all are listed in {out / SWEEP_JSON}; rerun to retry them", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -702,6 +790,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mst-ramp", default=10, help="epochs over which lambda ramps up (default 10)")
     p.add_argument("--cost", default="xnor", help="tree cost for training and compile: xnor (default) or luts")
     p.add_argument("--jobs", default=1, help="points measured in parallel (local processes; default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the points on the Dask distributed cluster of this scheduler (tcp://HOST:PORT), one "
+                        "task per point, instead of local processes; -o must be on a filesystem every worker "
+                        "mounts at the same path (needs mstbnn[dask])")
+    p.add_argument("--retries", default=1,
+                   help="times a point that fails is run again before it is reported as failed (default 1)")
+    p.add_argument("--connect-timeout", default=None, metavar="SECONDS",
+                   help="seconds to wait for the --scheduler and its first worker (default 10)")
     p.add_argument("--place", action="store_true",
                    help="also place and route the frontier engines (nextpnr) for Fmax on the smallest part that fits")
     p.set_defaults(func=_cmd_sweep)
