@@ -35,12 +35,10 @@ from typing import Any, Callable, Iterator
 from mstbnn import __version__
 from mstbnn.errors import UserError
 
-__all__ = ["Outcome", "LocalExecutor", "DaskExecutor", "open_executor", "one_line", "DEFAULT_CONNECT_TIMEOUT",
-           "DASK_PINS"]
+__all__ = ["Outcome", "LocalExecutor", "DaskExecutor", "connect", "open_executor", "one_line",
+           "DEFAULT_CONNECT_TIMEOUT"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
-# The versions requirements.txt and the [dask] extra pin; named in the missing-dask message.
-DASK_PINS = "dask==2026.8.0 distributed==2026.8.0"
 TOKEN_FILE = ".mstbnn-cluster-token"
 
 
@@ -150,8 +148,8 @@ def _import_distributed():
     try:
         import distributed
     except ImportError:
-        raise UserError(f"--scheduler needs dask and distributed, which are not installed; "
-                        f"pip install 'mstbnn[dask]' (or {DASK_PINS})") from None
+        raise UserError("--scheduler needs dask and distributed, which are not installed; "
+                        "pip install 'mstbnn[dask]' (the pins of requirements.txt), or run without --scheduler") from None
     return distributed
 
 
@@ -225,7 +223,7 @@ class DaskExecutor:
                                      retries=retries, pure=False)
             futures[fut] = item
         try:
-            for fut in distributed.as_completed(list(futures)):
+            for fut in distributed.as_completed(list(futures), loop=self.client.loop):
                 item = futures.pop(fut)
                 try:
                     result = fut.result()

@@ -1,6 +1,14 @@
-"""`mstbnn sweep`: frontier arithmetic on hand-made points, a tiny real sweep through yosys, resuming, bad flags."""
+"""`mstbnn sweep`: frontier arithmetic on hand-made points, a tiny real sweep through yosys, resuming, bad flags,
+the same sweep on a Dask LocalCluster (a worker killed mid-point), failed points reported."""
 
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,9 +73,14 @@ def tiny_dataset(tmp_path_factory):
     return path
 
 
-def _grid(dataset):
-    return sweep.parse_grid(dataset=str(dataset), widths="4,8", lambdas="2", max_depths="2", seeds="0", epochs=2,
+def _grid(dataset, widths="4,8"):
+    return sweep.parse_grid(dataset=str(dataset), widths=widths, lambdas="2", max_depths="2", seeds="0", epochs=2,
                             mst_warmup=0, mst_ramp=0)
+
+
+# The same grid as `mstbnn sweep` flags.
+GRID_FLAGS = ["--lambdas", "2", "--max-depths", "2", "--seeds", "0", "--epochs", "2", "--mst-warmup", "0",
+              "--mst-ramp", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +192,12 @@ def test_resuming_redoes_only_what_is_stale(tiny_sweep, tiny_dataset, monkeypatc
         (["--epochs", "0"], "--epochs: 0 is below 1"),
         (["--epochs", "two"], "--epochs: 'two' is not an integer"),
         (["--jobs", "0"], "--jobs: 0 is below 1"),
+        (["--retries", "-1"], "--retries: -1 is below 0"),
+        (["--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"], "with --scheduler the cluster's workers run"),
+        (["--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "0"], "--connect-timeout: 0 must be a positive number"),
+        (["--scheduler", "foo://x"], "not a scheduler address (unknown address scheme 'foo'"),
+        (["--scheduler", "tls://127.0.0.1:1"], "scheme tls:// is not supported"),
+        (["--scheduler", "127.0.0.1"], "not a scheduler address (missing port"),
         (["--family", "virtex"], "--family: unknown device family"),
         (["--cost", "area"], "--cost: unknown tree cost"),
         (["--dataset", "nosuch"], "unknown dataset"),
@@ -202,3 +221,189 @@ def test_output_that_is_a_file_or_a_foreign_json_is_refused(tmp_path, capsys):
     assert main(["sweep", "-o", str(d)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "not a directory" in err[0] and "not an mstbnn sweep" in err[1]
+
+
+# --------------------------------------------------------------------------- a Dask cluster
+
+# Point functions the workers import from this module (tests/ is a package on sys.path).
+KILLED_POINT = "w4x1-lam2-h2-s0"
+
+
+def _attempts_file(spec) -> Path:
+    """One line per attempt at a point (its process id), beside the sweep directory."""
+    return Path(spec["dir"]).parents[2] / f"attempts-{spec['id']}.txt"
+
+
+def _note_attempt(spec) -> int:
+    with open(_attempts_file(spec), "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return len(_attempts_file(spec).read_text().split())
+
+
+def kill_worker_mid_point_once(spec):
+    """measure_point; the first attempt at KILLED_POINT SIGKILLs its own worker process after training."""
+    if _note_attempt(spec) == 1 and spec["id"] == KILLED_POINT:
+        def die(*args, **kwargs):  # the model is trained and saved; compile never happens
+            assert (Path(spec["dir"]) / sweep.MODEL_FILE).is_file()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        sweep._compile_point = die  # this worker process only, which is about to die
+    return sweep.measure_point(spec)
+
+
+def always_fail(spec):
+    _note_attempt(spec)
+    raise RuntimeError(f"planted failure of {spec['id']}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    # memory_limit 0: no nanny kills a worker for memory on the shared machine, only our SIGKILL does.
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                      memory_limit=0) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def dask_sweep(tiny_dataset, cluster, tmp_path_factory):
+    """The 4-wide half of the tiny grid on the cluster, one worker killed mid-point."""
+    out = tmp_path_factory.mktemp("dask") / "s"
+    result = sweep.run_sweep(out, _grid(tiny_dataset, widths="4"), scheduler=cluster.scheduler_address,
+                             progress=False, measure=kill_worker_mid_point_once)
+    return out, result
+
+
+def test_a_dask_sweep_gives_the_local_sweeps_points_and_figures(dask_sweep, tiny_sweep, tiny_dataset, tmp_path,
+                                                                monkeypatch):
+    out, result = dask_sweep
+    local_full, _ = tiny_sweep
+    data = json.loads((out / "sweep.json").read_text())
+    assert data["complete"] and data["failed"] == []
+    assert [r["id"] for r in data["points"]] == ["w4x1-lam0-h2-s0", "w4x1-lam2-h2-s0"]
+    # The local run of the same two points: the local sweep's own point directories, resumed (nothing redone).
+    local = tmp_path / "local"
+    for r in data["points"]:
+        shutil.copytree(local_full / "points" / r["id"], local / "points" / r["id"])
+    for name in ("_train_point", "_compile_point", "_synth_engine"):
+        monkeypatch.setattr(sweep, name, lambda *a, **k: pytest.fail("the local points were measured already"))
+    sweep.run_sweep(local, _grid(tiny_dataset, widths="4"), jobs=1, progress=False)
+    # Same points (records, digests, accuracies, LUTs, FFs), same frontiers and ratios: the same bytes.
+    assert (out / "sweep.json").read_bytes() == (local / "sweep.json").read_bytes()
+    assert (out / "frontier.png").read_bytes() == (local / "frontier.png").read_bytes()
+    assert (out / "frontier.md").read_text().replace(str(out), "DIR") == \
+        (local / "frontier.md").read_text().replace(str(local), "DIR")
+    # The artefacts are where the local run keeps them, and the cluster left no token behind.
+    for r in data["points"]:
+        assert r["digest"] == network_digest(out / "points" / r["id"] / "net")
+    assert sorted(p.name for p in out.iterdir()) == ["frontier.md", "frontier.png", "points", "sweep.json"]
+
+
+def test_a_worker_killed_mid_point_is_retried_and_the_sweep_completes(dask_sweep):
+    out, result = dask_sweep
+    pids = (out.parent / f"attempts-{KILLED_POINT}.txt").read_text().split()
+    assert len(pids) == 2 and pids[0] != pids[1]  # killed once, redone by a live worker process
+    assert "Traceback" not in (out / "points" / KILLED_POINT / "log.txt").read_text()
+    assert result["complete"] and [r["id"] for r in result["points"]] == ["w4x1-lam0-h2-s0", KILLED_POINT]
+
+
+@pytest.mark.parametrize("where", ["local", "dask"])
+def test_a_point_that_keeps_failing_is_reported_never_dropped(where, tiny_sweep, tiny_dataset, cluster, tmp_path,
+                                                             monkeypatch, capsys):
+    out = tmp_path / "s"
+    ok = "w4x1-lam0-h2-s0"
+    shutil.copytree(tiny_sweep[0] / "points" / ok, out / "points" / ok)  # measured: only the other point runs
+    monkeypatch.setattr(sweep, "measure_point", always_fail)
+    flags = ["--scheduler", cluster.scheduler_address] if where == "dask" else []
+    code = main(["sweep", "-o", str(out), "--dataset", str(tiny_dataset), "--widths", "4", *GRID_FLAGS,
+                 "--retries", "2", *flags])
+    stderr = capsys.readouterr().err
+    err = [line for line in stderr.splitlines() if "mstbnn:" in line]  # the rest is the progress bar
+    assert code == 1 and "Traceback" not in stderr
+    assert len(err) == 1 and err[0].startswith("mstbnn: error: 1 sweep point(s) failed after 2 retries")
+    assert "w4x1-lam2-h2-s0" in err[0]
+    data = json.loads((out / "sweep.json").read_text())
+    assert not data["complete"] and [r["id"] for r in data["points"]] == [ok]
+    assert data["failed"] == [{"id": "w4x1-lam2-h2-s0", "stage": "measure",
+                               "error": "RuntimeError: planted failure of w4x1-lam2-h2-s0"}]
+    assert len((tmp_path / "attempts-w4x1-lam2-h2-s0.txt").read_text().split()) == 3  # 1 + 2 retries
+    assert "**Incomplete: 1 network(s) failed**" in (out / "frontier.md").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(tiny_dataset, tmp_path):
+    out = tmp_path / "s"
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    # A real process: dask's own logging and clean-up would show here too.
+    proc = subprocess.run([sys.executable, "-m", "mstbnn", "sweep", "-o", str(out), "--dataset", str(tiny_dataset),
+                           "--scheduler", address, "--connect-timeout", "1"], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(Path(sweep.__file__).parents[1])))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"mstbnn: error: --scheduler {address}: cannot connect within 1 s")
+    assert len(proc.stderr.splitlines()) == 1 and proc.stdout == ""
+    assert not out.exists()
+
+
+def test_scheduler_without_dask_installed_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    out = tmp_path / "s"
+    assert main(["sweep", "-o", str(out), "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mstbnn: error: --scheduler needs dask and distributed") and "mstbnn[dask]" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+class _Client:
+    """What DaskExecutor.prepare asks of a Client: run a function on every worker."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def run(self, fn, *args):
+        return {"tcp://10.0.0.7:40000": {**fn(*args), **self.answer}}
+
+
+@pytest.mark.parametrize("answer, message", [
+    ({"seen": False}, "cannot read"),
+    ({"version": "0.0.1"}, "runs mstbnn 0.0.1"),
+])
+def test_a_worker_that_cannot_see_the_sweep_directory_or_runs_another_version_is_refused(answer, message, tmp_path):
+    from mstbnn.errors import UserError
+    from mstbnn.executors import DaskExecutor
+
+    executor = DaskExecutor(_Client(answer), "tcp://sched:8786")
+    with pytest.raises(UserError, match=message) as exc:
+        executor.prepare(tmp_path)
+    assert "tcp://10.0.0.7:40000" in str(exc.value) and list(tmp_path.iterdir()) == []  # token removed
+    DaskExecutor(_Client({}), "tcp://sched:8786").prepare(tmp_path)  # the same worker, seeing it: accepted
+
+
+def kill_once_then_answer(item):
+    """Executor test job: the first attempt at "a" kills its own process; every job returns its id doubled."""
+    marker = Path(item["marker"])
+    if item["id"] == "a" and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item["id"] * 2
+
+
+@pytest.mark.parametrize("where", ["local", "dask"])
+def test_executors_rerun_a_job_whose_process_died(where, cluster, tmp_path):
+    from mstbnn.executors import LocalExecutor, connect
+
+    items = [{"id": name, "marker": str(tmp_path / "killed")} for name in ("a", "b", "c")]
+    executor = LocalExecutor(jobs=2) if where == "local" else connect(cluster.scheduler_address)
+    try:
+        executor.prepare(tmp_path)
+        outcomes = list(executor.map(kill_once_then_answer, items, retries=1))
+    finally:
+        executor.close()
+    assert (tmp_path / "killed").is_file()
+    assert sorted((o.item["id"], o.result, o.error) for o in outcomes) == [("a", "aa", None), ("b", "bb", None),
+                                                                          ("c", "cc", None)]
