@@ -199,6 +199,7 @@ def point_specs(grid: Grid, out_dir) -> list[dict]:
     if ``none`` is in --max-depths).
     """
     out_dir = Path(out_dir)
+    inputs = _absolute_inputs(grid)
     lambdas = sorted(set([0.0] + [float(x) for x in grid.lambdas]))
     loosest = max(grid.max_depths, key=_depth_key)
     specs = []
@@ -213,8 +214,21 @@ def point_specs(grid: Grid, out_dir) -> list[dict]:
                            "mst_ramp": grid.mst_ramp}
                     pid = _point_id(net)
                     specs.append({"id": pid, "dir": str(out_dir / POINTS_DIR / pid), "network": net,
-                                  "device": FAMILY_DEVICES[grid.family][-1]})
+                                  "inputs": inputs, "device": FAMILY_DEVICES[grid.family][-1]})
     return specs
+
+
+def _absolute_inputs(grid: Grid) -> dict:
+    """The dataset file and --data-dir as absolute paths, for workers whose working directory is not ours.
+
+    The network's settings (its identity in point.json and sweep.json) keep
+    the paths as given; only the ``mstbnn train`` a worker runs reads these.
+    """
+    from mstbnn.nn.data import dataset_file
+
+    f = dataset_file(grid.dataset)
+    return {"dataset": grid.dataset if f is None else str(f.absolute()),
+            "data_dir": None if grid.data_dir is None else str(Path(grid.data_dir).absolute())}
 
 
 # --------------------------------------------------------------------------- one point
@@ -264,16 +278,17 @@ def point_is_measured(spec: dict) -> bool:
     return all(_measured(record, f"{spec['device']}/{e}") for e in ENGINES)
 
 
-def _train_point(net: dict, model_path: Path, log) -> None:
-    """``mstbnn train`` in process, its output to the point's log."""
+def _train_point(net: dict, model_path: Path, log, inputs: dict | None = None) -> None:
+    """``mstbnn train`` in process, its output to the point's log; ``inputs``: the data paths to read."""
     from mstbnn.cli import main
 
-    argv = ["train", "--model", net["model"], "--dataset", net["dataset"],
+    inputs = inputs or {"dataset": net["dataset"], "data_dir": net["data_dir"]}
+    argv = ["train", "--model", net["model"], "--dataset", inputs["dataset"],
             "--hidden", ",".join([str(net["width"])] * net["layers"]), "--epochs", str(net["epochs"]),
             "--seed", str(net["seed"]), "--mst-lambda", f"{net['lambda']:g}", "--mst-warmup", str(net["mst_warmup"]),
             "--mst-ramp", str(net["mst_ramp"]), "--quiet", "-o", str(model_path)]
-    if net["data_dir"] is not None:
-        argv += ["--data-dir", str(net["data_dir"])]
+    if inputs["data_dir"] is not None:
+        argv += ["--data-dir", str(inputs["data_dir"])]
     if net["lambda"] > 0 and net["max_depth"] is not None:
         argv += ["--max-depth", str(net["max_depth"])]
     if net.get("cost", "xnor") != "xnor":
@@ -350,7 +365,7 @@ def _measure(spec: dict, point_dir: Path, log) -> dict:
     record = _read_record(point_dir)
     if not _current_network(record, spec):
         model_path = point_dir / MODEL_FILE
-        _train_point(spec["network"], model_path, log)
+        _train_point(spec["network"], model_path, log, spec.get("inputs"))
         figures = _compile_point(spec["network"], model_path, net_dir, log)
         record = {"id": spec["id"], "network": spec["network"], "generator": __version__,
                   "digest": network_digest(net_dir), **figures, "engines": {}}
@@ -562,18 +577,20 @@ def plot_frontier(analysis: dict, path, title: str) -> None:
         if f:
             ax.step([p["luts"] for p in f], [p["accuracy"] for p in f], where="post", color=color, lw=1.8,
                     label=f"{label} frontier", marker=marker)
-    ax.set_xscale("log")
-    plain_numbers = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
-    ax.xaxis.set_major_formatter(plain_numbers)
-    lo, hi = ax.get_xlim()
-    # Label minor ticks only when the plot spans less than a decade (else no major tick may show).
-    ax.xaxis.set_minor_formatter(plain_numbers if hi / lo < 10 else matplotlib.ticker.NullFormatter())
-    ax.tick_params(axis="x", which="minor", labelsize=7)
+    if analysis["points"]["plain"] or analysis["points"]["mst"]:  # (every point failed: an empty linear plot)
+        ax.set_xscale("log")
+        plain_numbers = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+        ax.xaxis.set_major_formatter(plain_numbers)
+        lo, hi = ax.get_xlim()
+        # Label minor ticks only when the plot spans less than a decade (else no major tick may show).
+        ax.xaxis.set_minor_formatter(plain_numbers if hi / lo < 10 else matplotlib.ticker.NullFormatter())
+        ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("LUT4-eq (yosys)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right")
     fig.tight_layout()
     buf = _io.BytesIO()
     # No software/date metadata: the same sweep gives the same bytes.
@@ -645,6 +662,8 @@ def run_sweep(out, grid: Grid, *, jobs: int = 1, place: bool = False, command: s
     timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else _positive("--connect-timeout", connect_timeout)
     measure = measure or measure_point
     command = command or command_line(grid, out, place=place)
+    # Point specs carry absolute directories: a cluster worker's working directory is not ours.
+    out = out.absolute()
     _check_out_dir(out)
     from mstbnn.nn.data import load_dataset
 

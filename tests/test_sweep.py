@@ -252,6 +252,8 @@ def kill_worker_mid_point_once(spec):
 
 
 def always_fail(spec):
+    # What a worker in another working directory needs: absolute paths.
+    assert Path(spec["dir"]).is_absolute() and Path(spec["inputs"]["dataset"]).is_file()
     _note_attempt(spec)
     raise RuntimeError(f"planted failure of {spec['id']}")
 
@@ -261,7 +263,7 @@ def cluster():
     from distributed import LocalCluster
 
     # memory_limit 0: no nanny kills a worker for memory on the shared machine, only our SIGKILL does.
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
                       memory_limit=0) as c:
         yield c
 
@@ -316,7 +318,8 @@ def test_a_point_that_keeps_failing_is_reported_never_dropped(where, tiny_sweep,
     shutil.copytree(tiny_sweep[0] / "points" / ok, out / "points" / ok)  # measured: only the other point runs
     monkeypatch.setattr(sweep, "measure_point", always_fail)
     flags = ["--scheduler", cluster.scheduler_address] if where == "dask" else []
-    code = main(["sweep", "-o", str(out), "--dataset", str(tiny_dataset), "--widths", "4", *GRID_FLAGS,
+    monkeypatch.chdir(tmp_path)  # -o relative to a directory the cluster's workers do not run in
+    code = main(["sweep", "-o", "s", "--dataset", str(tiny_dataset), "--widths", "4", *GRID_FLAGS,
                  "--retries", "2", *flags])
     stderr = capsys.readouterr().err
     err = [line for line in stderr.splitlines() if "mstbnn:" in line]  # the rest is the progress bar
@@ -329,6 +332,29 @@ def test_a_point_that_keeps_failing_is_reported_never_dropped(where, tiny_sweep,
                                "error": "RuntimeError: planted failure of w4x1-lam2-h2-s0"}]
     assert len((tmp_path / "attempts-w4x1-lam2-h2-s0.txt").read_text().split()) == 3  # 1 + 2 retries
     assert "**Incomplete: 1 network(s) failed**" in (out / "frontier.md").read_text()
+
+
+def test_a_sweep_whose_every_point_fails_still_writes_its_outputs(tiny_dataset, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "s"
+    monkeypatch.setattr(sweep, "measure_point", always_fail)
+    assert main(["sweep", "-o", str(out), "--dataset", str(tiny_dataset), "--widths", "4", *GRID_FLAGS,
+                 "--retries", "0"]) == 1
+    assert "mstbnn: error: 2 sweep point(s) failed after 0 retries" in capsys.readouterr().err
+    data = json.loads((out / "sweep.json").read_text())
+    assert data["points"] == [] and [f["id"] for f in data["failed"]] == ["w4x1-lam0-h2-s0", "w4x1-lam2-h2-s0"]
+    assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_point_specs_give_workers_absolute_paths_and_keep_the_settings_as_given(tiny_dataset, tmp_path,
+                                                                                 monkeypatch):
+    shutil.copy(tiny_dataset, tmp_path / "t.npz")
+    monkeypatch.chdir(tmp_path)
+    grid = sweep.parse_grid(dataset="t.npz", data_dir="d", widths="4", lambdas="2", epochs=1)
+    for spec in sweep.point_specs(grid, "s"):
+        assert spec["network"]["dataset"] == "t.npz" and spec["network"]["data_dir"] == "d"
+        assert spec["inputs"] == {"dataset": str(tmp_path / "t.npz"), "data_dir": str(tmp_path / "d")}
+    named = sweep.parse_grid(dataset="digits", widths="4", lambdas="2", epochs=1)
+    assert sweep.point_specs(named, "s")[0]["inputs"] == {"dataset": "digits", "data_dir": None}
 
 
 def _free_port() -> int:

@@ -328,6 +328,18 @@ def check_classes(data: Dataset) -> Dataset:
     return data
 
 
+NAMED_DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
+
+
+def dataset_file(dataset: str) -> Path | None:
+    """The .npz file :func:`load_dataset` reads for ``dataset``; None for a named data set."""
+    if dataset in NAMED_DATASETS:
+        return None
+    if dataset.endswith(".npz") or Path(dataset).exists():
+        return Path(dataset)
+    return None
+
+
 def load_dataset(dataset: str, data_dir: str | Path | None = None) -> Dataset:
     """``digits`` | ``mnist5k`` | ``mnist`` | ``cifar10`` | path to an .npz file; labels checked by :func:`check_classes`."""
     if dataset == "digits":
@@ -338,6 +350,6 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None) -> Dataset:
         if data_dir is None:
             raise UserError(f"dataset {dataset} needs --data-dir pointing at the local files (nothing is downloaded)")
         return check_classes(load_mnist(data_dir) if dataset == "mnist" else load_cifar10(data_dir))
-    if dataset.endswith(".npz") or Path(dataset).exists():
+    if dataset_file(dataset) is not None:
         return check_classes(load_npz(dataset))
     raise UserError(f"unknown dataset {dataset!r}; use digits, mnist5k, mnist, cifar10 or a path to an .npz file")
