@@ -387,12 +387,15 @@ def place_point(spec: dict, engine: str, devices) -> dict:
     A point that fits none of them is recorded as ``{"fits": False}``. Not
     redone for the same digest and generator version.
     """
-    from mstbnn.boards.cli import make_engine
-    from mstbnn.devices import get_device
+    import warnings
+
+    from mstbnn.boards.cli import engine_of
     from mstbnn.boards.synth import estimate_fit
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
-    from mstbnn.compiler import io
+    from mstbnn.devices import get_device
 
+    # The engine is built only to count it (as `mstbnn.cli.main` says, in a pool or cluster worker too).
+    warnings.filterwarnings("ignore", message=".*created but never used")
     point_dir = Path(spec["dir"])
     record = _read_record(point_dir)
     placed = record.setdefault("placed", {})
@@ -400,15 +403,16 @@ def place_point(spec: dict, engine: str, devices) -> dict:
     if old and old.get("digest") == record["digest"] and old.get("generator") == __version__:
         return record
     net_dir = point_dir / NET_DIR
-    net = io.load(net_dir)
     entry = {"fits": False}
+    with open(point_dir / POINT_LOG, "a") as log:
+        # The engine synth builds (from the artefact's engine spec), counted by synth's own fit rule.
+        eng, _ = engine_of(net_dir, engine == "baseline", device=None, step="sweep --place", stream=log)
     for name in devices:
         device = get_device(name)
-        eng = make_engine(net, engine == "baseline")
         chunk = choose_chunk(len(eng.in_data), int(eng.input_width), len(eng.out_class), device.io_pins)
         fit = estimate_fit(eng.resource_estimate(device.family), device,
                            harness_ffs(len(eng.in_data), chunk, len(eng.out_class)))
-        if fit["fits"]:
+        if fit["fits"] and fit.get("routable", True):
             with open(point_dir / POINT_LOG, "a") as log:
                 entry = {"fits": True, "device": name,
                          **_synth_engine(net_dir, name, engine == "baseline", log, place=True)}

@@ -310,6 +310,21 @@ def test_a_worker_killed_mid_point_is_retried_and_the_sweep_completes(dask_sweep
     assert result["complete"] and [r["id"] for r in result["points"]] == ["w4x1-lam0-h2-s0", KILLED_POINT]
 
 
+@pytest.mark.slow
+def test_place_on_the_cluster_gives_the_local_fmax(dask_sweep, tiny_dataset, cluster, tmp_path):
+    """--place: one task per frontier network on the cluster, the same records as placing them locally."""
+    out, _ = dask_sweep
+    results = {}
+    for where, flags in (("local", {"jobs": 1}), ("dask", {"scheduler": cluster.scheduler_address})):
+        d = tmp_path / where
+        shutil.copytree(out / "points", d / "points")
+        results[where] = sweep.run_sweep(d, _grid(tiny_dataset, widths="4"), place=True, progress=False, **flags)
+        assert results[where]["complete"] and results[where]["failed"] == []
+    placed = [r["placed"] for r in results["dask"]["points"]]
+    assert all(e["fits"] and e["fmax_mhz"] > 0 for p in placed for e in p.values())
+    assert (tmp_path / "dask" / "sweep.json").read_bytes() == (tmp_path / "local" / "sweep.json").read_bytes()
+
+
 @pytest.mark.parametrize("where", ["local", "dask"])
 def test_a_point_that_keeps_failing_is_reported_never_dropped(where, tiny_sweep, tiny_dataset, cluster, tmp_path,
                                                              monkeypatch, capsys):
