@@ -326,13 +326,13 @@ def test_place_on_the_cluster_gives_the_local_fmax(dask_sweep, tiny_dataset, clu
 
 
 @pytest.mark.parametrize("where", ["local", "dask"])
-def test_a_point_that_keeps_failing_is_reported_never_dropped(where, tiny_sweep, tiny_dataset, cluster, tmp_path,
+def test_a_point_that_keeps_failing_is_reported_never_dropped(where, tiny_sweep, tiny_dataset, tmp_path, request,
                                                              monkeypatch, capsys):
     out = tmp_path / "s"
     ok = "w4x1-lam0-h2-s0"
     shutil.copytree(tiny_sweep[0] / "points" / ok, out / "points" / ok)  # measured: only the other point runs
     monkeypatch.setattr(sweep, "measure_point", always_fail)
-    flags = ["--scheduler", cluster.scheduler_address] if where == "dask" else []
+    flags = ["--scheduler", request.getfixturevalue("cluster").scheduler_address] if where == "dask" else []
     monkeypatch.chdir(tmp_path)  # -o relative to a directory the cluster's workers do not run in
     code = main(["sweep", "-o", "s", "--dataset", str(tiny_dataset), "--widths", "4", *GRID_FLAGS,
                  "--retries", "2", *flags])
@@ -435,11 +435,12 @@ def kill_once_then_answer(item):
 
 
 @pytest.mark.parametrize("where", ["local", "dask"])
-def test_executors_rerun_a_job_whose_process_died(where, cluster, tmp_path):
+def test_executors_rerun_a_job_whose_process_died(where, request, tmp_path):
     from mstbnn.executors import LocalExecutor, connect
 
     items = [{"id": name, "marker": str(tmp_path / "killed")} for name in ("a", "b", "c")]
-    executor = LocalExecutor(jobs=2) if where == "local" else connect(cluster.scheduler_address)
+    executor = (LocalExecutor(jobs=2) if where == "local"
+                else connect(request.getfixturevalue("cluster").scheduler_address))
     try:
         executor.prepare(tmp_path)
         outcomes = list(executor.map(kill_once_then_answer, items, retries=1))
