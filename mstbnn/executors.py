@@ -74,9 +74,6 @@ class LocalExecutor:
     def prepare(self, out: Path) -> None:
         """Nothing to check: the pool's workers share this machine's filesystem."""
 
-    def describe(self) -> str:
-        return "this process" if self.jobs == 1 else f"{self.jobs} local processes"
-
     def map(self, fn: Callable, items: list, retries: int = 0) -> Iterator[Outcome]:
         if self.jobs == 1 or len(items) <= 1:
             yield from self._serial(fn, items, retries)
@@ -182,10 +179,6 @@ class DaskExecutor:
         self.address = address
         self.token_path: Path | None = None
         self.token = uuid.uuid4().hex
-
-    def describe(self) -> str:
-        n = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
-        return f"the Dask cluster at {self.address} ({n} workers)"
 
     def prepare(self, out: Path) -> None:
         """Every current worker sees ``out`` (a shared filesystem) and runs this mstbnn version; else UserError."""
