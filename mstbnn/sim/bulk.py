@@ -474,6 +474,10 @@ def simulate_phases(
         scores=bulk.scores,
         expected_classes=bulk.expected_classes,
         timing_vectors=proto.timing_vectors,
+        # the protocol phase is the timing phase: its per-image model and measurement (a folded engine's first
+        # images can differ from the steady state, e.g. a 1-step walk's first window, issue 16)
+        flow_model=proto.flow_model,
+        measured_flow=proto.measured_flow,
         extra={"harness": "bulk", "protocol_vectors": n_p,
                "phases": {"protocol": protocol_summary, "bulk": bulk.phase_summary()}},
     )

@@ -163,6 +163,8 @@ class SimResult:
             "initiation_interval": self.initiation_interval,
             "initiation_interval_model": self.ii_model,
             "intervals_seen": self.intervals,
+            # per image of the timing phase: latencies, input and output intervals (what the flow model is checked on)
+            "timing_per_image": self.measured_flow or None,
             "timing_ok": self.timing_ok,
             "protocol_errors": self.protocol_errors,
             "timeout": self.timeout,
