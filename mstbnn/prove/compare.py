@@ -230,8 +230,8 @@ def _check_class(space, spec, cls, delay):
 def _check_constant_class(spec, k: int) -> None:
     """A constant ``out_class`` k is right when class k is the lowest-index argmax for every input.
 
-    Synthesis folds the argmax away when the scores make it constant (e.g. two
-    classes with the same weights: ``s1 > s0`` is ``0``). The scores are
+    The argmax's compares are decided when the scores make the class constant
+    (e.g. two classes with the same weights: ``s1 > s0`` is ``0``). The scores are
     already proven to be the specification's forms, so it is enough that
     ``s_k - s_i`` (an exact form) is > 0 for every i < k and >= 0 for every
     i > k over every input; the form's interval is a sound bound for that.

@@ -148,8 +148,8 @@ def build_bulk(design: Design, build_dir: Path, *, jobs: int = BUILD_JOBS) -> tu
                 break
     seconds = time.monotonic() - t0
     if proc.returncode != 0 or not binary.is_file():
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"verilator bulk build failed (exit {proc.returncode}); log {log}:\n{tail}")
+        detail = toolchain.exit_detail(proc.returncode) if proc.returncode else "no binary"
+        raise toolchain.SimulatorFailure(f"verilator bulk build of {design.top}", detail, log)
     cache.save(build_dir / "obj")
     figures["build_seconds"] = round(seconds, 2)
     (build_dir / "build.json").write_text(json.dumps(figures, indent=1) + "\n")
@@ -318,12 +318,13 @@ def simulate_bulk(
     run_seconds = time.monotonic() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     run_cpu_seconds = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
-    if proc.returncode != 0:
-        raise RuntimeError(f"bulk harness failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout[-2000:]}")
     lines = proc.stdout.splitlines()
     done = dict(kv.split("=", 1) for kv in lines[-1].split()[1:]) if lines and lines[-1].startswith("done ") else None
-    if done is None:
-        raise RuntimeError(f"bulk harness printed no result line: {proc.stdout[-2000:]!r}")
+    if proc.returncode != 0 or done is None:
+        log = run_dir / "harness.log"
+        log.write_text(proc.stdout + proc.stderr)
+        detail = toolchain.exit_detail(proc.returncode) if proc.returncode else "it printed no result line"
+        raise toolchain.SimulatorFailure("bulk harness run", detail, log, first=False)
     got = int(done["outputs"])
     records = np.fromfile(out_path, dtype="<u4").reshape(got, 1 + score_words)
     cycles = np.fromfile(cyc_path, dtype="<u8").reshape(n, 2).astype(np.int64)

