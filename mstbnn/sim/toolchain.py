@@ -30,6 +30,7 @@ __all__ = [
     "BUILD_JOBS",
     "RuntimeCache",
     "SimulatorFailure",
+    "failure_cause",
     "exit_detail",
 ]
 
