@@ -100,7 +100,7 @@ def check_simulator(name: str) -> None:
 
 # A line that states a failure: Verilator's %Error, a compiler's "error:", a killed
 # compiler or make, a crash, a Python exception's last line ("AttributeError: ...").
-_CAUSE = re.compile(r"%Error|\berror:|fatal error|\*\*\*|Killed|Segmentation fault|Aborted|"
+_CAUSE = re.compile(r"%Error|\berror:|fatal error|make(\[\d+\])?: \*\*\*|Killed|Segmentation fault|Aborted|"
                     r"^\s*[A-Za-z_.]*(Error|Exception|Interrupt)\b")
 
 

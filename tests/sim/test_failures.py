@@ -104,6 +104,13 @@ def test_missing_make_is_refused_before_any_build(artefact, capsys, monkeypatch)
     ("g++: fatal error: Killed signal terminated program cc1plus\n", True,
      "g++: fatal error: Killed signal terminated program cc1plus"),
     ("- Verilator: Walltime 0.02 s\n", True, None),
+    ("make: *** [Vtop.mk:70: Vtop] Killed\n", True, "make: *** [Vtop.mk:70: Vtop] Killed"),
+    # a cocotb test that raised: its exception, not the results banner after it
+    ("  76.00ns INFO  cocotb.regression  stream_vectors failed\n"
+     "                AttributeError: 'Logic' object has no attribute 'to_unsigned'\n"
+     "  76.00ns INFO  cocotb.regression  ******************************\n"
+     "                ** TESTS=1 PASS=0 FAIL=1 SKIP=0 **\n", False,
+     "AttributeError: 'Logic' object has no attribute 'to_unsigned'"),
 ])
 def test_the_cause_line_is_the_error_not_the_last_line(text, first, cause):
     assert toolchain.failure_cause(text, first=first) == cause
