@@ -159,7 +159,7 @@ class RuntimeCache:
 
     The runtime objects depend only on the Verilator install, the compiler
     and the build options, never on the design, yet take most of a small
-    design's build (measured: 11 of 16 CPU seconds of a cocotb build of a
+    design's build (measured: 11 of 15 CPU seconds of a cocotb build of a
     1-input network). Kept under ``$MSTBNN_CACHE`` or ``$XDG_CACHE_HOME/mstbnn``
     (default ``~/.cache/mstbnn``) in ``verilator-runtime/<key>``, the key
     hashing ``key_parts`` (the build options), the Verilator include directory
