@@ -209,6 +209,9 @@ def _check_class(space, spec, cls, delay):
         if isinstance(cls, Lin) and cls.is_const and cls.const == 0:
             return
         raise _Failure(DIFFERS, "out_class of a one-class network is not constant 0")
+    if isinstance(cls, Lin) and cls.is_const and not cls.issues:
+        _check_constant_class(spec, cls.const)
+        return
     if not isinstance(cls, ArgOf):
         raise _Failure(NOT_PROVEN, "out_class is not shown to be an argmax: " +
                        ("; ".join(_issues_of(cls)) or f"it evaluates to {type(cls).__name__}"), spec.layers[-1].index, None)
@@ -222,6 +225,36 @@ def _check_class(space, spec, cls, delay):
             raise _Failure(DIFFERS, f"out_class compares class {i} by a score that is not the network's", spec.layers[-1].index, i)
     if cls.delay != delay:
         raise _Failure(DIFFERS, f"pipeline alignment: out_class leaves {cls.delay} cycles after its input, out_valid {delay}")
+
+
+def _check_constant_class(spec, k: int) -> None:
+    """A constant ``out_class`` k is right when class k is the lowest-index argmax for every input.
+
+    The argmax's compares are decided when the scores make the class constant
+    (e.g. two classes with the same weights: ``s1 > s0`` is ``0``). The scores are
+    already proven to be the specification's forms, so it is enough that
+    ``s_k - s_i`` (an exact form) is > 0 for every i < k and >= 0 for every
+    i > k over every input; the form's interval is a sound bound for that.
+    """
+    last = spec.layers[-1].index
+    if not 0 <= k < spec.classes:
+        raise _Failure(DIFFERS, f"out_class is the constant {k}, not a class index 0..{spec.classes - 1}", last, None)
+    for i in range(spec.classes):
+        if i == k:
+            continue
+        a, b = spec.scores[k], spec.scores[i]
+        form = dict(a.form)
+        for v, c in b.form.items():
+            form[v] = form.get(v, 0) - c
+        diff = Lin(form, a.const - b.const)
+        need = 1 if i < k else 0  # ties go to the lower index
+        if diff.lo >= need:
+            continue
+        exact = diff.is_const  # then the bound is the value: some input (every input) picks class i
+        raise _Failure(DIFFERS if exact else NOT_PROVEN,
+                       f"out_class is the constant {k}, but class {i}'s score is " +
+                       ("above it" if exact and i > k else "not below it" if exact else
+                        "not shown to be " + ("below" if i < k else "at most") + " it for every input"), last, i)
 
 
 def _stall_report(netlist: Netlist, ev: Evaluator) -> dict:

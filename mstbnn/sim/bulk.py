@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -102,58 +101,6 @@ def _stamp(design: Design) -> str:
 RUNTIME_OBJECTS = ("verilated", "verilated_threads")
 
 
-def _runtime_cache() -> Path | None:
-    """Where Verilator's compiled runtime (the same for every bulk build) is kept between builds.
-
-    ``$MSTBNN_CACHE`` or ``$XDG_CACHE_HOME/mstbnn`` (default ``~/.cache/mstbnn``),
-    keyed by the Verilator install and the build options; None when Verilator
-    is not found.
-    """
-    exe = shutil.which("verilator")
-    if exe is None:
-        return None
-    include = Path(exe).resolve().parent.parent / "include"
-    h = hashlib.sha256()
-    for part in (*VERILATOR_BULK_ARGS, *MAKE_ARGS, str(include)):
-        h.update(part.encode() + b"\0")
-    for name in ("verilated.mk", *(f"{o}.cpp" for o in RUNTIME_OBJECTS)):
-        f = include / name
-        h.update(f.read_bytes() if f.is_file() else b"")
-    root = os.environ.get("MSTBNN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mstbnn"
-    return Path(root) / "verilator-runtime" / h.hexdigest()[:16]
-
-
-def _restore_runtime(obj: Path, cache: Path | None) -> None:
-    """Put cached runtime objects into ``obj`` after verilation (make then skips verilated.cpp: ~10-40 s).
-
-    They must be newer than the ``Vdut.mk`` verilation just wrote, which make
-    lists as their prerequisite.
-    """
-    if cache is None or not all((cache / f"{o}.o").is_file() for o in RUNTIME_OBJECTS):
-        return
-    obj.mkdir(parents=True, exist_ok=True)
-    for o in RUNTIME_OBJECTS:
-        for ext in (".o", ".d"):
-            if (cache / f"{o}{ext}").is_file():
-                shutil.copy2(cache / f"{o}{ext}", obj / f"{o}{ext}")
-                os.utime(obj / f"{o}{ext}")  # newer than the runtime sources, so make keeps it
-
-
-def _save_runtime(obj: Path, cache: Path | None) -> None:
-    if cache is None or (cache / f"{RUNTIME_OBJECTS[-1]}.o").is_file():
-        return
-    try:
-        tmp = cache.with_name(f".{cache.name}.tmp{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        for o in RUNTIME_OBJECTS:
-            for ext in (".o", ".d"):
-                if (obj / f"{o}{ext}").is_file():
-                    shutil.copy2(obj / f"{o}{ext}", tmp / f"{o}{ext}")
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
-
-
 def build_bulk(design: Design, build_dir: Path, *, jobs: int = BUILD_JOBS) -> tuple[Path, float, bool]:
     """Verilate and compile ``design`` with the bulk harness into ``build_dir``.
 
@@ -181,7 +128,7 @@ def build_bulk(design: Design, build_dir: Path, *, jobs: int = BUILD_JOBS) -> tu
                 "-o", BINARY, *[str(Path(s).resolve()) for s in design.sources], str(BULK_MAIN)]
     make = ["make", "-j", str(jobs), "-C", str(obj), "-f", "Vdut.mk", *MAKE_ARGS]
     log = build_dir / "build.log"
-    cache = _runtime_cache()
+    cache = toolchain.RuntimeCache(RUNTIME_OBJECTS, ("bulk", *VERILATOR_BULK_ARGS, *MAKE_ARGS))
     figures = {"jobs": jobs}
     t0 = time.monotonic()
     with open(log, "w") as f:
@@ -189,7 +136,7 @@ def build_bulk(design: Design, build_dir: Path, *, jobs: int = BUILD_JOBS) -> tu
             f.write(" ".join(cmd) + "\n")
             f.flush()
             if step == "make":
-                _restore_runtime(obj, cache)
+                cache.restore(obj)
             t_step, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=build_dir)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -200,9 +147,9 @@ def build_bulk(design: Design, build_dir: Path, *, jobs: int = BUILD_JOBS) -> tu
                 break
     seconds = time.monotonic() - t0
     if proc.returncode != 0 or not binary.is_file():
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"verilator bulk build failed (exit {proc.returncode}); log {log}:\n{tail}")
-    _save_runtime(build_dir / "obj", cache)
+        detail = toolchain.exit_detail(proc.returncode) if proc.returncode else "no binary"
+        raise toolchain.SimulatorFailure(f"verilator bulk build of {design.top}", detail, log)
+    cache.save(build_dir / "obj")
     figures["build_seconds"] = round(seconds, 2)
     (build_dir / "build.json").write_text(json.dumps(figures, indent=1) + "\n")
     stamp_file.write_text(stamp)
@@ -370,12 +317,13 @@ def simulate_bulk(
     run_seconds = time.monotonic() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     run_cpu_seconds = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
-    if proc.returncode != 0:
-        raise RuntimeError(f"bulk harness failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout[-2000:]}")
     lines = proc.stdout.splitlines()
     done = dict(kv.split("=", 1) for kv in lines[-1].split()[1:]) if lines and lines[-1].startswith("done ") else None
-    if done is None:
-        raise RuntimeError(f"bulk harness printed no result line: {proc.stdout[-2000:]!r}")
+    if proc.returncode != 0 or done is None:
+        log = run_dir / "harness.log"
+        log.write_text(proc.stdout + proc.stderr)
+        detail = toolchain.exit_detail(proc.returncode) if proc.returncode else "it printed no result line"
+        raise toolchain.SimulatorFailure("bulk harness run", detail, log, first=False)
     got = int(done["outputs"])
     records = np.fromfile(out_path, dtype="<u4").reshape(got, 1 + score_words)
     cycles = np.fromfile(cyc_path, dtype="<u8").reshape(n, 2).astype(np.int64)
@@ -474,6 +422,10 @@ def simulate_phases(
         scores=bulk.scores,
         expected_classes=bulk.expected_classes,
         timing_vectors=proto.timing_vectors,
+        # the protocol phase is the timing phase: its per-image model and measurement (a folded engine's first
+        # images can differ from the steady state, e.g. a 1-step walk's first window, issue 16)
+        flow_model=proto.flow_model,
+        measured_flow=proto.measured_flow,
         extra={"harness": "bulk", "protocol_vectors": n_p,
                "phases": {"protocol": protocol_summary, "bulk": bulk.phase_summary()}},
     )

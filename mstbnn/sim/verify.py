@@ -163,6 +163,8 @@ class SimResult:
             "initiation_interval": self.initiation_interval,
             "initiation_interval_model": self.ii_model,
             "intervals_seen": self.intervals,
+            # per image of the timing phase: latencies, input and output intervals (what the flow model is checked on)
+            "timing_per_image": self.measured_flow or None,
             "timing_ok": self.timing_ok,
             "protocol_errors": self.protocol_errors,
             "timeout": self.timeout,
@@ -200,13 +202,6 @@ def _run_in_thread(fn, progress_path: Path, total: int, progress) -> None:
                 last = done
     if "exc" in box:
         raise box["exc"]
-
-
-def _log_tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def _compare(phase: str, indices, classes, scores, exp_classes, exp_scores) -> list[Mismatch]:
@@ -304,8 +299,9 @@ def simulate(
     t0 = time.monotonic()
     try:
         toolchain.build(runner, simulator, design.sources, design.top, sim_dir, log_file=sim_dir / "build.log")
-    except (RuntimeError, SystemExit) as exc:
-        raise RuntimeError(f"{simulator} build failed ({exc}); log {sim_dir / 'build.log'}:\n{_log_tail(sim_dir / 'build.log')}") from None
+    except (RuntimeError, SystemExit, OSError) as exc:
+        raise toolchain.SimulatorFailure(f"{simulator} build of {design.top}", toolchain.exit_detail(exc),
+                                         sim_dir / "build.log") from None
     build_seconds = time.monotonic() - t0
 
     run_dir = sim_dir / "run"
@@ -353,14 +349,15 @@ def simulate(
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         _run_in_thread(run, progress_path, n + n_timing, progress)
-    except (RuntimeError, SystemExit) as exc:
+    except (RuntimeError, SystemExit, OSError) as exc:
         if not result_path.is_file():
-            raise RuntimeError(f"{simulator} run failed ({exc}); log {log_path}:\n{_log_tail(log_path)}") from None
+            raise toolchain.SimulatorFailure(f"{simulator} testbench run", toolchain.exit_detail(exc), log_path,
+                                             first=False) from None
     finally:
         if saved is not None:
             os.environ["PYTEST_CURRENT_TEST"] = saved
     if not result_path.is_file():
-        raise RuntimeError(f"testbench wrote no result; log {log_path}:\n{_log_tail(log_path)}")
+        raise toolchain.SimulatorFailure(f"{simulator} testbench run", "it wrote no result", log_path, first=False)
     res = json.loads(result_path.read_text())
 
     timing = res["timing"]

@@ -43,6 +43,7 @@ from mstbnn.hw.folded.estimate import (
     estimate_layer,
 )
 from mstbnn.hw.folded.plan import LayerPlan, window_cycles
+from mstbnn.hw.folded.timing import window_busy_cycles
 from mstbnn.hw.plan import PoolItem
 
 __all__ = ["EXPECTED_FMAX_MHZ", "expected_fmax_mhz", "choose_for_target", "TargetChoice", "MAX_EVALUATIONS"]
@@ -96,7 +97,7 @@ def _layer_candidates(binaries, windows, reuse, retree, family, simd_choices, ga
                     est = estimate_layer(plan, it.front, scores=it.threshold is None, family=family)
                     walk = window_cycles(sched, n, s, g)
                     cands.append(dict(s=s, g=g, tree=tree, schedule=sched, walk=walk,
-                                      busy=windows[k] * (3 if walk == 1 else walk + 1),
+                                      busy=windows[k] * window_busy_cycles(walk),
                                       lut=_lut_sites(est, family), bram=est["bram"], ffs=est["ffs"], est=est))
         # II depends on the layer only through W: per W keep the undominated (LUT4-eq, BRAM, FF) candidates
         cands.sort(key=lambda c: (c["lut"], c["bram"], c["ffs"], c["walk"]))

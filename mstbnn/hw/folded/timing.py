@@ -36,7 +36,20 @@ from __future__ import annotations
 
 from mstbnn.hw.timing import FrontCounter
 
-__all__ = ["simulate_flow", "flow_trace", "flow_model", "cycle_model", "bottleneck_cycles", "FLOW_IMAGES"]
+__all__ = ["simulate_flow", "flow_trace", "flow_model", "cycle_model", "bottleneck_cycles", "window_busy_cycles",
+           "FLOW_IMAGES"]
+
+
+def window_busy_cycles(walk: int) -> int:
+    """Cycles a folded stage is busy per window in the steady state: W + 1, and 3 when W = 1.
+
+    The front end moves only once the datapath has the window's last step (+1);
+    with W = 1 every step is a window's last, which waits until the previous
+    window has loaded the output register (``pending`` clears in its finish
+    cycle, two after its step), so windows are 3 cycles apart. The RTL could
+    only do better with a second output register: the finish is unconditional.
+    """
+    return 3 if walk == 1 else walk + 1
 
 
 class _Stage:
@@ -239,7 +252,6 @@ def bottleneck_cycles(stages: list[dict], beats_per_image: int) -> int:
             continue
         f = FrontCounter(s)
         windows = sum(f.ends) if f.kind == "window" else 1
-        walk = int(s.get("walk", 0))
-        busy = (3 if walk == 1 else walk + 1) if s.get("folded") else 1
+        busy = window_busy_cycles(int(s.get("walk", 0))) if s.get("folded") else 1
         worst = max(worst, f.period, windows * busy)
     return worst

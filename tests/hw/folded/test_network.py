@@ -115,3 +115,21 @@ def test_missing_schedule_is_a_user_error():
     with pytest.raises(UserError, match="no reuse schedule"):
         FoldedNetworkEngine(net, reuse=True)
     FoldedNetworkEngine(net, reuse=False)  # the baseline needs none
+
+
+@pytest.mark.parametrize("reuse", [True, False], ids=["reuse", "baseline"])
+@pytest.mark.parametrize("kind", ["one", "int1", "forest", "conv1x1"])
+def test_width_one_corners_bit_exact_and_on_the_flow_model(kind, reuse):
+    """Issue 16/18: 1-input, 1-channel, 2-class networks (a 1-step walk where fan-in and channels are 1),
+    every input, in the Amaranth simulator: outputs and every image's timing as the flow model says."""
+    from tests.sim.corners import all_inputs, corner_network
+
+    net = corner_network(kind)
+    eng = FoldedNetworkEngine(net, reuse=reuse)
+    x = np.concatenate([all_inputs(net)] * 2)[:8]
+    _check(eng, net, x, in_prob=0.6, out_prob=0.6, seed=5)
+    ins, out_cycles = _check(eng, net, x)
+    _check_flow(eng, ins, out_cycles, len(x))
+    if kind in ("one", "conv1x1"):
+        assert eng.window_cycles[0] == 1
+        assert eng.initiation_interval == 3  # the 1-step walk's 3 cycles per window (and the 2-class argmax's)
