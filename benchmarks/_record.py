@@ -1,9 +1,11 @@
 """Benchmark records: the JSON every measured table comes from, its one renderer, and the docs check.
 
-A benchmark that prints a markdown table also writes ``benchmarks/records/NAME.json``
-(command line, date, tool versions, load average, and every table as data:
-columns with their format, rows as values) and ``benchmarks/records/NAME.md``
-(the same tables rendered, each as a figure block ready to paste into a doc).
+A benchmark that prints a markdown table also writes ``benchmarks/records/NAME.json``:
+every table as data (columns with their format, rows as values) with the
+command line, date, tool versions and load average of the run that measured
+it; a run replaces its own tables and keeps the record's others, so runs with
+different arguments can fill one record. Beside it, ``NAME.md``: the same
+tables rendered, each as a figure block ready to paste into a doc.
 
 Figure blocks in README.md and docs/*.md::
 
@@ -83,8 +85,6 @@ class Column:
 class Table:
     columns: list[Column]
     rows: list[dict] = field(default_factory=list)
-    command: str | None = None  # only when this table came from another command than the record's
-    provenance: str | None = None  # likewise
 
     def add(self, **values) -> None:
         self.rows.append(values)
@@ -95,12 +95,7 @@ class Table:
             extra = set(row) - set(keys)
             if extra:
                 raise ValueError(f"row has keys without a column: {sorted(extra)}")
-        d = {"columns": [c.to_json() for c in self.columns], "rows": [dict(r) for r in self.rows]}
-        if self.command:
-            d["command"] = self.command
-        if self.provenance:
-            d["provenance"] = self.provenance
-        return d
+        return {"columns": [c.to_json() for c in self.columns], "rows": [dict(r) for r in self.rows]}
 
 
 _SEPARATOR = {"left": "---", "right": "---:", "center": ":---:"}
@@ -135,17 +130,15 @@ def render_table(table: dict | Table) -> str:
 def caption(record: dict, table_key: str) -> str:
     """One line under every table: which record, which command, when, at what load (or that it was transcribed)."""
     t = record["tables"][table_key]
-    command = t.get("command") or record["command"]
     where = f"`{RECORDS}/{record['name']}.json`"
-    provenance = t.get("provenance") or record.get("provenance", MEASURED)
-    if provenance != MEASURED:
-        return f"*Record {where}: {provenance}.*"
-    load = record.get("load_average") or {}
-    lo, hi = sorted((load.get("start", [None])[0] or 0.0, load.get("end", [None])[0] or 0.0))
+    if t.get("provenance", MEASURED) != MEASURED:
+        return f"*Record {where}: {t['provenance']}.*"
+    load = t.get("load_average") or {}
+    lo, hi = sorted((load.get("start", [0.0])[0], load.get("end", [0.0])[0]))
     load_text = f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}"
-    cpus = record.get("machine", {}).get("cpus")
+    cpus = t.get("machine", {}).get("cpus")
     on = f" on {cpus} cores" if cpus else ""
-    return f"*Record {where}: `{command}`, {record['date'][:10]}, load average {load_text}{on}.*"
+    return f"*Record {where}: `{t['command']}`, {t['date'][:10]}, load average {load_text}{on}.*"
 
 
 def render(record: dict, table_key: str) -> str:
@@ -193,6 +186,7 @@ def _atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make committed records private
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -234,16 +228,16 @@ class Recorder:
         self.started = time.time()
         self.load_start = list(os.getloadavg())
         self.tables: dict[str, Table] = {}
+        self.data = None  # optional raw results, kept in the record beside the tables (not rendered)
 
     def add(self, key: str, table: Table) -> Table:
         self.tables[key] = table
         return table
 
-    def record(self) -> dict:
+    def meta(self) -> dict:
+        """What every table of this run carries: how, when and on what it was measured."""
         now = datetime.datetime.now(datetime.timezone.utc)
         return {
-            "format": FORMAT,
-            "name": self.name,
             "command": self.command,
             "provenance": MEASURED,
             "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -253,24 +247,39 @@ class Recorder:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "git": _git(self.root),
             "versions": _versions(),
-            "tables": {k: t.to_json() for k, t in self.tables.items()},
         }
 
+    def record(self, old: dict | None = None) -> dict:
+        """The record after this run: its tables replace those of the same key in ``old``, the rest stay."""
+        meta = self.meta()
+        tables = dict(old["tables"]) if old else {}
+        for key, table in self.tables.items():
+            tables[key] = {**table.to_json(), **meta}
+        rec = {"format": FORMAT, "name": self.name, "tables": tables}
+        data = self.data if self.data is not None else (old or {}).get("data")
+        if data is not None:
+            rec["data"] = data
+        return rec
+
     def write(self) -> Path | None:
-        """Write NAME.json and NAME.md under benchmarks/records (nothing when the name is empty)."""
+        """Write (merge into) NAME.json and NAME.md under benchmarks/records (nothing when the name is empty)."""
         if not self.name:
             return None
-        rec = self.record()
         directory = self.root / RECORDS
-        _atomic_write(directory / f"{self.name}.json", dump(rec))
+        path = directory / f"{self.name}.json"
+        rec = self.record(json.loads(path.read_text()) if path.is_file() else None)
+        _atomic_write(path, dump(rec))
         _atomic_write(directory / f"{self.name}.md", render_fragment(rec))
-        print(f"record: {RECORDS}/{self.name}.json (run `make docs-update` to refresh the docs)", file=sys.stderr)
-        return directory / f"{self.name}.json"
+        print(f"record: {RECORDS}/{self.name}.json, table(s) {', '.join(self.tables)} "
+              f"(run `make docs-update` to refresh the docs)", file=sys.stderr)
+        return path
 
 
-def add_record_argument(parser: argparse.ArgumentParser, default: str) -> None:
+def add_record_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """``--record NAME``: the record this run writes (``--record ''``: none)."""
     parser.add_argument("--record", default=default, metavar="NAME",
-                        help=f"write benchmarks/records/NAME.json and NAME.md (default %(default)s; '' for none)")
+                        help="write benchmarks/records/NAME.json and NAME.md, the figures the docs show "
+                             "(default: %s; '' for none)" % (default or "see the description"))
 
 
 # --- the docs check ------------------------------------------------------------------------------
@@ -289,40 +298,50 @@ def load_records(root: Path) -> dict[str, dict]:
     return out
 
 
+def _is_table(line: str) -> bool:
+    return line.strip().startswith("|")
+
+
 def scan(text: str, records: dict[str, dict], rel: str) -> tuple[list[str], str]:
-    """Problems of one doc, and the doc with every figure block rewritten from its record."""
+    """Problems of one doc, and the doc with every figure block rewritten from its record.
+
+    Markers and tables may be indented (inside a list item); a block's lines
+    then carry its opening marker's indentation.
+    """
     lines = text.split("\n")
     problems, out = [], []
     i, fence = 0, None
     while i < len(lines):
         line = lines[i]
-        m = FENCE_RE.match(line)
+        bare = line.strip()
+        m = FENCE_RE.match(bare)
         if m:
             fence = None if fence == m.group(1) else (fence or m.group(1))
         if fence:
             out.append(line)
             i += 1
             continue
-        opened = OPEN_RE.match(line)
+        opened = OPEN_RE.match(bare)
         if opened:
             name, key = opened.groups()
-            try:
-                end = lines.index(CLOSE, i + 1)
-            except ValueError:
+            indent = line[:len(line) - len(line.lstrip())]
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == CLOSE), None)
+            if end is None:
                 problems.append(f"{rel}:{i + 1}: figure block {name}:{key} has no `{CLOSE}`")
                 out.extend(lines[i:])
                 break
             body = lines[i + 1:end]
-            nested = [j for j, b in enumerate(body) if OPEN_RE.match(b)]
+            nested = [j for j, b in enumerate(body) if OPEN_RE.match(b.strip())]
             if nested:
                 problems.append(f"{rel}:{i + 2 + nested[0]}: figure block inside {name}:{key}")
-            try:
-                want = render(records[name], key).split("\n") if name in records else None
-            except KeyError as exc:
-                problems.append(f"{rel}:{i + 1}: {exc.args[0]}")
-                want = None
+            want = None
             if name not in records:
                 problems.append(f"{rel}:{i + 1}: no record {RECORDS}/{name}.json")
+            else:
+                try:
+                    want = [indent + w if w else "" for w in render(records[name], key).split("\n")]
+                except KeyError as exc:
+                    problems.append(f"{rel}:{i + 1}: {exc.args[0]}")
             if want is None:
                 out.extend(lines[i:end + 1])
             else:
@@ -331,22 +350,22 @@ def scan(text: str, records: dict[str, dict], rel: str) -> tuple[list[str], str]
                     got = body[j] if j < len(body) else "(end of block)"
                     exp = want[j] if j < len(want) else "(end of block)"
                     problems.append(f"{rel}:{i + 2 + j}: figures:{name}:{key} differs from its record:\n"
-                                    f"    doc:    {got}\n    record: {exp}")
-                out += [line, *want, CLOSE]
+                                    f"    doc:    {got.strip()}\n    record: {exp.strip()}")
+                out += [line, *want, indent + CLOSE]
             i = end + 1
             continue
-        if line == CLOSE:
+        if bare == CLOSE:
             problems.append(f"{rel}:{i + 1}: `{CLOSE}` without an opening figure block")
-        if line.startswith("|"):
-            if not (out and NOT_FIGURES_RE.match(out[-1])):
+        if _is_table(line):
+            if not (out and NOT_FIGURES_RE.match(out[-1].strip())):
                 problems.append(f"{rel}:{i + 1}: table without a marker: wrap measured figures in "
                                 f"`<!-- figures:NAME:TABLE -->` ... `{CLOSE}`, or put `<!-- not-figures: why -->` "
                                 f"on the line above")
-            while i < len(lines) and lines[i].startswith("|"):
+            while i < len(lines) and _is_table(lines[i]):
                 out.append(lines[i])
                 i += 1
             continue
-        if NOT_FIGURES_RE.match(line) and not (i + 1 < len(lines) and lines[i + 1].startswith("|")):
+        if NOT_FIGURES_RE.match(bare) and not (i + 1 < len(lines) and _is_table(lines[i + 1])):
             problems.append(f"{rel}:{i + 1}: `not-figures` marker not directly above a table")
         out.append(line)
         i += 1

@@ -133,10 +133,11 @@ def test_recorder_writes_record_and_fragment_a_doc_can_paste(tmp_path):
     rec.add("main", table)
     path = rec.write()
     data = json.loads(path.read_text())
-    assert data["command"] == "python benchmarks/bench_x.py --quick"
-    assert data["provenance"] == R.MEASURED
-    assert data["tables"]["main"]["rows"][0]["n"] == 16418  # rows are data, not text
-    assert {"start", "end"} <= set(data["load_average"]) and "python" in data["versions"]
+    main = data["tables"]["main"]
+    assert main["command"] == "python benchmarks/bench_x.py --quick"
+    assert main["provenance"] == R.MEASURED
+    assert main["rows"][0]["n"] == 16418  # rows are data, not text
+    assert {"start", "end"} <= set(main["load_average"]) and "python" in main["versions"]
     text = R.render(data, "main")
     assert text.split("\n")[:4] == ["| C x N | time (s) | min-max (s) | XNORs | verdict |",
                                     "|---|---:|---:|---:|---|",
@@ -156,3 +157,34 @@ def test_cells_that_would_break_a_table_are_refused():
         R.render_table(t)
     with pytest.raises(ValueError):
         R.Table([R.Column("a", "a")], rows=[{"b": 1}]).to_json()
+
+
+def test_a_run_replaces_its_own_tables_and_keeps_the_others(tmp_path):
+    def run(argv, tables):
+        rec = R.Recorder("merged", str(tmp_path / "benchmarks" / "bench_x.py"), argv, root=tmp_path)
+        for key, value in tables.items():
+            t = R.Table([R.Column("v", "v", "right")])
+            t.add(v=value)
+            rec.add(key, t)
+        return json.loads(rec.write().read_text())
+
+    run(["--a"], {"one": 1, "two": 2})
+    data = run(["--b"], {"two": 20, "three": 3})
+    assert list(data["tables"]) == ["one", "two", "three"]
+    assert [data["tables"][k]["rows"][0]["v"] for k in ("one", "two", "three")] == [1, 20, 3]
+    assert data["tables"]["one"]["command"].endswith("--a") and data["tables"]["two"]["command"].endswith("--b")
+    assert "`python benchmarks/bench_x.py --a`" in R.render(data, "one")  # each table's own caption
+    assert "`python benchmarks/bench_x.py --b`" in R.render(data, "two")
+
+
+def test_indented_tables_and_blocks_inside_list_items(tree):
+    doc = tree / "docs" / "training.md"
+    text = doc.read_text()
+    assert "  <!-- figures:ddp_mlp:runs -->" in text  # a block inside a list item, checked like any other
+    changed = text.replace("  | 1 | 0 | 0.75 |", "  | 1 | 0 | 0.76 |", 1)
+    assert changed != text
+    doc.write_text(changed)
+    assert any("figures:ddp_mlp:runs differs" in p for p in R.check(tree))
+    doc.write_text(text + "\n- a list item\n\n  | a | b |\n  |---|---|\n")
+    problems = R.check(tree)
+    assert len(problems) == 1 and "table without a marker" in problems[0]
