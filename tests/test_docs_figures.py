@@ -188,3 +188,12 @@ def test_indented_tables_and_blocks_inside_list_items(tree):
     doc.write_text(text + "\n- a list item\n\n  | a | b |\n  |---|---|\n")
     problems = R.check(tree)
     assert len(problems) == 1 and "table without a marker" in problems[0]
+
+
+def test_table_from_markdown_renders_back():
+    lines = ["| model | LUTs | verdict |", "|---|---:|:---:|", "| a | 1,234 | no fit (est. 9 LUT) |", "| b | - | ok |"]
+    t = R.table_from_markdown(lines)
+    assert R.render_table(t) == "\n".join(lines)
+    assert t.rows[0] == {"model": "a", "luts": "1,234", "verdict": "no fit (est. 9 LUT)"}
+    with pytest.raises(ValueError):
+        R.table_from_markdown(["| a | b |", "|---|---|", "| 1 |"])
