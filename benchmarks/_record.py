@@ -13,8 +13,12 @@ Figure blocks in README.md and docs/*.md::
     ...exactly render(record NAME, table TABLE)...
     <!-- /figures -->
 
-Every other table carries ``<!-- not-figures: why -->`` on the line just
-above it (option lists, layouts, file formats). ``check`` (``make docs-check``)
+The line under each rendered table names the record and the command, date
+and load average that produced it, or, for a table copied from the docs
+before records existed (``"provenance": "transcribed from ... ; re-run with
+CMD"``), says so. Markers may be indented (a block inside a list item). Every
+other table carries ``<!-- not-figures: why -->`` on the line just above it
+(option lists, layouts, file formats). ``check`` (``make docs-check``)
 fails when a block differs from its record or a table has neither marker;
 ``update`` (``make docs-update``) rewrites every block and fragment from the
 records. Both use :func:`render`, the function the benchmarks print with, so a

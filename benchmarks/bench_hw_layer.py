@@ -146,11 +146,14 @@ def main(argv=None):
                     row.update(variant=variant, **{f"syn_{k}": v for k, v in cells.items()})
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                table.add(**{c.key: row.get(c.key, row.get(f"syn_{c.key}")) for c in table.columns},
-                          **({"tree": _label(tag)} if not args.estimate_only else {}))
+                cells = {c.key: row.get(c.key, row.get(f"syn_{c.key}")) for c in table.columns}
+                if not args.estimate_only:
+                    cells["tree"] = _label(tag)
+                table.add(**cells)
     if not args.estimate_only:
         out.mkdir(parents=True, exist_ok=True)
-        name = f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{args.corrections.replace(',', '-')}"
+        name = (f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{args.corrections}_g{args.tree_levels_per_stage}"
+                f"{'_fuse' if args.fuse_leaves else '_nofuse'}").replace(",", "-")
         (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
     key = args.table or (("estimate_" if args.estimate_only else "") + f"f{args.flip:g}_{args.corrections}"
                          .replace(",", "-").replace(".", "p"))
