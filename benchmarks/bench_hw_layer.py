@@ -32,6 +32,7 @@ from mstbnn.compiler.random import similar_weights  # noqa: E402
 from mstbnn.compiler.schedule import Schedule  # noqa: E402
 from mstbnn.hw.estimate import estimate_stage, stage_features  # noqa: E402
 from mstbnn.hw.layers import BinaryStage  # noqa: E402
+from mstbnn.hw.stage_plan import BinaryStagePlan  # noqa: E402
 
 SYNTH = {
     "ecp5": "synth_ecp5 -nowidelut -noabc9 -top {top}",
@@ -96,15 +97,15 @@ def main(argv=None):
             sched = Schedule.plain(args.c)
         else:
             sched = build_schedule(w, max_depth=None if tag == "none" else int(tag))
-        stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=args.corrections,
-                            tree_levels_per_stage=args.tree_levels_per_stage,
-                            fuse_leaves=args.fuse_leaves)
+        stage = BinaryStagePlan(w, sched, front={"kind": "vector"}, threshold=thr, corrections=args.corrections,
+                                tree_levels_per_stage=args.tree_levels_per_stage,
+                                fuse_leaves=args.fuse_leaves)
         est = estimate_stage(stage, args.family)
         variant = f"{args.corrections}_g{args.tree_levels_per_stage}{'_fuse' if args.fuse_leaves else '_nofuse'}"
         d = out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{variant}_{tag}"
         d.mkdir(parents=True, exist_ok=True)
         v = d / "layer.v"
-        v.write_text(verilog.convert(stage, name="layer", emit_src=False))
+        v.write_text(verilog.convert(BinaryStage(stage), name="layer", emit_src=False))
         cells = summarize(synth(v, "layer", args.family), args.family)
         row = {"tree": tag, "variant": variant, "flip": args.flip, "n": args.n, "c": args.c, "xnors": sched.xnors(args.n), "height": sched.height, "roots": len(sched.roots),
                "depth": stage.depth, "corrections": stage.corrections, **{f"syn_{k}": v for k, v in cells.items()},
