@@ -12,7 +12,7 @@ from mstbnn.compiler.random import random_dense_network
 from mstbnn.errors import UserError
 from mstbnn.hw.estimate import edge_cost, stage_features
 from mstbnn.hw.layers import BinaryStage
-from mstbnn.hw.network import NetworkEngine, UnrolledEnginePlan
+from mstbnn.hw.network import UnrolledEnginePlan
 
 
 @pytest.mark.parametrize("corrections", ["early", "late", "inline"])
@@ -31,7 +31,7 @@ def test_flipflop_count_matches_elaboration(corrections, reuse):
 def test_network_estimate_families():
     rng = np.random.default_rng(6)
     net = schedule_network(random_dense_network(rng, features=16, hidden=(16,), classes=4))
-    engine = NetworkEngine(net)
+    engine = UnrolledEnginePlan(net)
     for family in ("ice40", "ecp5"):
         est = engine.resource_estimate(family)
         assert {"luts", "carry", "ffs", "lut4_equiv"} <= set(est) and est["ffs"] > 0
