@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench clean venv
+.PHONY: test demo bench clean venv docs-check docs-update
 
 venv: $(STAMP)
 
@@ -24,6 +24,14 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_mst.py
+
+# Every table in README.md and docs/*.md is a figure block equal to its record in
+# benchmarks/records/ (or marked not-figures): docs-check fails otherwise, docs-update rewrites the blocks.
+docs-check: $(STAMP)
+	$(PY) benchmarks/_record.py check
+
+docs-update: $(STAMP)
+	$(PY) benchmarks/_record.py update
 
 clean:
 	rm -rf build .pytest_cache

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _record import Column, Recorder, Table, add_record_argument, render_table
+
 
 def worker(out: str, train_args: list[str]) -> None:
     """One rank (under torchrun): train as ``mstbnn train`` would, rank 0 writes the figures to ``out``."""
@@ -59,7 +61,7 @@ def worker(out: str, train_args: list[str]) -> None:
         dist.close()
 
 
-def float_order(train_args: list[str]) -> None:
+def float_order(train_args: list[str]) -> Table:
     """One process, plain BatchNorm against the summed statistics of a 1-rank group: per-epoch loss and XNORs."""
     import socket
 
@@ -82,11 +84,15 @@ def float_order(train_args: list[str]) -> None:
     summed = train(model, data, train_config(args), dist=dist)
     dist.close()
     print(f"mstbnn train {' '.join(train_args)}: F.batch_norm vs summed statistics (1-rank gloo group)\n")
-    print("| epoch | loss | loss (summed) | test acc % | test acc % (summed) | XNORs | XNORs (summed) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    table = Table([Column("epoch", "epoch", "right"), Column("loss", "loss", "right", "{:.4f}"),
+                   Column("loss_summed", "loss (summed)", "right", "{:.4f}"),
+                   Column("acc", "test acc %", "right", "{:.2f}"), Column("acc_summed", "test acc % (summed)", "right", "{:.2f}"),
+                   Column("xnors", "XNORs", "right", "{:,}"), Column("xnors_summed", "XNORs (summed)", "right", "{:,}")])
     for a, b in zip(plain, summed):
-        print(f"| {a['epoch']} | {a['loss']:.4f} | {b['loss']:.4f} | {a['test_acc']:.2f} | {b['test_acc']:.2f} | "
-              f"{a['xnor_reuse']:,} | {b['xnor_reuse']:,} |")
+        table.add(epoch=a["epoch"], loss=a["loss"], loss_summed=b["loss"], acc=a["test_acc"], acc_summed=b["test_acc"],
+                  xnors=a["xnor_reuse"], xnors_summed=b["xnor_reuse"])
+    print(render_table(table))
+    return table
 
 
 def run(k: int, seed: int, train_args: list[str], tmp: Path) -> dict:
@@ -99,7 +105,45 @@ def run(k: int, seed: int, train_args: list[str], tmp: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def main() -> None:
+def _model(train_args: list[str]) -> str:
+    """The --model among the train arguments (mstbnn train's default: mlp), for the record's name."""
+    for i, arg in enumerate(train_args):
+        if arg == "--model" and i + 1 < len(train_args):
+            return train_args[i + 1]
+        if arg.startswith("--model="):
+            return arg.split("=", 1)[1]
+    return "mlp"
+
+
+def tables(rows: list[dict], ks: list[int], train_args: list[str]) -> tuple[Table, Table]:
+    """Per run (K, seed) against K = ks[0] on the same seed; and one summary row, s / epoch per K."""
+    base = {r["seed"]: r for r in rows if r["world_size"] == ks[0]}
+    runs = Table([Column("k", "K", "right"), Column("seed", "seed", "right"),
+                  Column("s_epoch", "s / epoch", "right", "{:.2f}"), Column("acc", "test acc %", "right", "{:.2f}"),
+                  Column("xnors", "XNORs (reuse)", "right", "{:,}"),
+                  Column("d_acc", f"acc - K={ks[0]} (points)", "right", "{:+.2f}"),
+                  Column("d_xnors", f"XNORs - K={ks[0]}", "right", "{:+,}")])
+    for r in rows:
+        b = base[r["seed"]]
+        runs.add(k=r["world_size"], seed=r["seed"], s_epoch=r["seconds"] / r["epochs"], acc=r["test_acc"],
+                 xnors=r["xnor_reuse"], d_acc=r["test_acc"] - b["test_acc"], d_xnors=r["xnor_reuse"] - b["xnor_reuse"])
+    per_k = {k: statistics.mean(r["seconds"] / r["epochs"] for r in rows if r["world_size"] == k) for k in ks}
+    n_seeds = len(base)
+    cols = [Column("run", "run")]
+    row = {"run": f"`mstbnn train {' '.join(train_args)}`, s / epoch"
+                  + (f", mean of {n_seeds} seeds" if n_seeds > 1 else "")}
+    for k in ks:
+        header = "1 process" if k == 1 else f"{k} gloo ranks"
+        if k == ks[0]:
+            cols.append(Column(f"k{k}", header, "right", "{:.2f}"))
+            row[f"k{k}"] = per_k[k]
+        else:
+            cols.append(Column(f"k{k}", header, "right", "{0:.2f} ({1:.2f}x)"))
+            row[f"k{k}"] = [per_k[k], per_k[ks[0]] / per_k[k]]
+    return runs, Table(cols, rows=[row])
+
+
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ks", default="1,2", help="world sizes, comma-separated (default 1,2)")
     p.add_argument("--seeds", default="0", help="seeds, comma-separated (default 0)")
@@ -108,13 +152,17 @@ def main() -> None:
                    help="one process: F.batch_norm against the summed statistics, per epoch")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("train_args", nargs="*", help="mstbnn train arguments (after --)")
-    args = p.parse_args()
+    add_record_argument(p, None)
+    args = p.parse_args(argv)
     if args.worker:
         worker(args.worker, args.train_args)
-        return
+        return 0
+    # ddp_MODEL (tables runs, summary; float_order), so the conv and the mlp runs keep separate records.
+    record = Recorder(f"ddp_{_model(args.train_args)}" if args.record is None else args.record, __file__, argv)
     if args.float_order:
-        float_order(args.train_args)
-        return
+        record.add("float_order", float_order(args.train_args))
+        record.write()
+        return 0
     ks = [int(k) for k in args.ks.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
@@ -129,19 +177,19 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     base = {r["seed"]: r for r in rows if r["world_size"] == ks[0]}
     print(f"mstbnn train {' '.join(args.train_args)}  (load average {os.getloadavg()[0]:.1f})\n")
-    print(f"| K | seed | s / epoch | test acc % | XNORs (reuse) | acc - K={ks[0]} (points) | XNORs - K={ks[0]} |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        b = base[r["seed"]]
-        print(f"| {r['world_size']} | {r['seed']} | {r['seconds'] / r['epochs']:.2f} | {r['test_acc']:.2f} | "
-              f"{r['xnor_reuse']:,} | {r['test_acc'] - b['test_acc']:+.2f} | {r['xnor_reuse'] - b['xnor_reuse']:+,} |")
+    runs, summary = tables(rows, ks, args.train_args)
+    print(render_table(runs) + "\n\n" + render_table(summary))
+    record.add("runs", runs)
+    record.add("summary", summary)
+    record.write()
     for k in ks[1:]:
         da = [abs(r["test_acc"] - base[r["seed"]]["test_acc"]) for r in rows if r["world_size"] == k]
         dx = [abs(r["xnor_reuse"] - base[r["seed"]]["xnor_reuse"]) / base[r["seed"]]["xnor_reuse"] * 100
               for r in rows if r["world_size"] == k]
         print(f"\nK={k} vs K={ks[0]}: mean |accuracy difference| {statistics.mean(da):.2f} points, "
               f"mean |XNOR difference| {statistics.mean(dx):.1f} % over {len(da)} seeds")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 
 import numpy as np
+
+from _record import Column, Recorder, Table, add_record_argument, render_table
 
 from mstbnn.devices import get_device
 from mstbnn.compiler.compile import schedule_network
@@ -115,22 +118,65 @@ def run(kind: str, device, fmax: float) -> dict:
     return out
 
 
+KINDS = {"uniform": "uniform random", "clustered-5%": "clustered 5 %", "clustered-1%": "clustered 1 %"}
+
+
+def engine_cell(entry: dict, device, fmax: float) -> str:
+    if not entry["fits"]:
+        m = re.search(r"([\d,]+) BRAMs / (\d+)", entry["reason"])
+        over = m and int(m.group(1).replace(",", "")) > int(m.group(2))
+        return f"does not fit ({m.group(1)} BRAM > {m.group(2)})" if over else "does not fit"
+    est = entry["estimate"]
+    return (f"**fits**: {entry['lut_sites'] / 1e3:.1f}k LUT sites, {est['ffs'] / 1e3:.1f}k FF, {est['bram']} BRAM; "
+            f"{entry['image_cycles']:,} cycles/image, **{entry['images_per_s']:.1f} images/s** at {fmax:g} MHz")
+
+
+def tables(results: list[dict], device, fmax: float) -> tuple[Table, Table]:
+    """The docs' table (every storage variant) and the README's (plain and storage forest only)."""
+    full = Table([Column("weights", "weights"), Column("ratio", "XNOR ratio (MST)", "right", "{:.3g}x"),
+                  Column("bits", "stored bits: plain / XNOR tree / storage forest", fmt="{0:.3g} M / {1:.3g} M / {2:.3g} M"),
+                  Column("brams", "weight BRAMs: plain / XNOR tree / storage forest", fmt="{0} / {1} / {2}"),
+                  Column("baseline", "baseline engine"), Column("reuse", "reuse engine")])
+    short = Table([Column("weights", "weights"), Column("ratio", "XNOR ratio", "right", "{:.3g}x"),
+                   Column("bits", "stored bits: plain / storage forest", fmt="{0:.3g} M / {1:.3g} M"),
+                   Column("baseline", "baseline engine"), Column("reuse", "reuse engine")])
+    order = ("plain", "mst_xnor_tree", "mst_storage_forest")
+    for r in results:
+        bits = [r["storage_bits"][k] / 1e6 for k in order]
+        cells = {"weights": KINDS.get(r["weights"], r["weights"]), "ratio": r["xnor_ratio"],
+                 "baseline": engine_cell(r["engines"]["baseline"], device, fmax),
+                 "reuse": engine_cell(r["engines"]["reuse"], device, fmax)}
+        full.add(bits=bits, brams=[r["weight_brams"][k] for k in order], **cells)
+        short.add(bits=[bits[0], bits[2]], **cells)
+    return full, short
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="ecp5-85k")
     ap.add_argument("--fmax", type=float, default=40.0, help="MHz used for images/s (default: measured on a small folded design)")
     ap.add_argument("--weights", default="uniform,clustered-5%,clustered-1%")
     ap.add_argument("--json", default=None)
+    add_record_argument(ap, "folded")
     args = ap.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
     device = get_device(args.device)
     results = []
     for kind in args.weights.split(","):
         r = run(kind, device, args.fmax)
         results.append(r)
         print(json.dumps(r, indent=1), flush=True)
+    data = {"fmax_mhz": args.fmax, "fmax_source": "nextpnr on a small folded design", "results": results}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"fmax_mhz": args.fmax, "fmax_source": "nextpnr on a small folded design", "results": results}, f, indent=1)
+            json.dump(data, f, indent=1)
+    full, short = tables(results, device, args.fmax)
+    record.add("vgg", full)
+    record.add("readme", short)
+    record.data = data
+    print()
+    print(render_table(full))
+    record.write()
     return 0
 
 

@@ -102,14 +102,14 @@ def report(dataset: str, data: dict, seconds: float, argv: list[str], tiny: bool
     return "\n".join(rows) + "\n"
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="build/bench_frontier", help="work directory (default build/bench_frontier)")
     ap.add_argument("--datasets", default="digits,mnist5k", help="comma-separated (default digits,mnist5k)")
     ap.add_argument("--jobs", type=int, default=2, help="points in parallel (default 2)")
     ap.add_argument("--place", action="store_true", help="place and route the frontier engines for Fmax")
     ap.add_argument("--tiny", action="store_true", help=f"tiny grid {TINY} instead of the full one")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     work = Path(args.work) / ("tiny" if args.tiny else "full")
     work.mkdir(parents=True, exist_ok=True)
     parts = ["# Frontier benchmark (mstbnn sweep)", ""]

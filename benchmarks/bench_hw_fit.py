@@ -9,6 +9,7 @@ mstbnn/hw/estimate.py.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -39,8 +40,11 @@ def refresh_features(row: dict) -> dict:
     return dict(row, **{f"feat_{k}": v for k, v in stage_features(plan).items()})
 
 
-def main(paths):
-    rows = [refresh_features(r) for p in paths for r in json.loads(open(p).read()) if "variant" in r]
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="+", metavar="JSON", help="bench_hw_layer.py result files (build/bench_hw/*.json)")
+    args = ap.parse_args(argv)
+    rows = [refresh_features(r) for p in args.results for r in json.loads(open(p).read()) if "variant" in r]
     a = np.array([[r[f"feat_{f}"] for f in _FEATURES] for r in rows], dtype=float)
     for target in ("luts", "carry"):
         y = np.array([r[f"syn_{target}"] for r in rows], dtype=float)
@@ -52,7 +56,8 @@ def main(paths):
         cmp = {k: (est[k], r[f"syn_{k}"], round(100 * (est[k] - r[f"syn_{k}"]) / max(1, r[f"syn_{k}"]), 1))
                for k in ("luts", "carry", "ffs", "lut4_equiv")}
         print(f"n{r.get('n')} c{r.get('c')} flip {r.get('flip')} {r.get('variant')} {r['tree']}", cmp)
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())

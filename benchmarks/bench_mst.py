@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+from _record import Column, Recorder, Table, add_record_argument, render_table
 from mstbnn.compiler import mst
 from mstbnn.compiler.mst import build_schedule, hamming_matrix, mst_weight
 
@@ -87,37 +88,70 @@ def run(bits: np.ndarray, kwargs: dict, repeats: int) -> dict:
     }
 
 
-def table(title: str, make, sizes, variants, repeats: int) -> None:
+COLUMNS = [
+    Column("c_out", "C_out", "right"), Column("n", "N", "right"), Column("variant", "variant"),
+    Column("median", "time median (s)", "right", "{:.3f}"), Column("span", "min-max (s)", "right", "{0:.3f}-{1:.3f}"),
+    Column("weight", "weight", "right"), Column("height", "height", "right"),
+    Column("prim_height", "plain Prim height", "right"), Column("roots", "roots", "right"),
+    Column("extra", "extra XNORs vs MST", "right"), Column("ratio", "ratio", "right", "{:.2f}"),
+]
+SUMMARY = [
+    Column("weights", "weights"), Column("size", "C_out x N"), Column("variant", "variant"),
+    Column("median", "time (s)", "right", "{:.3f}"), Column("height", "height", "right"),
+    Column("extra", "extra XNORs vs MST", "right"), Column("ratio", "ratio", "right", "{:.2f}"),
+]
+SUMMARY_VARIANTS = ("plain", "max_depth=8", "max_depth=4")
+
+
+def table(title: str, make, sizes, variants, repeats: int) -> Table:
     print(f"\n### {title}\n")
-    print(
-        "| C_out | N | variant | time median (s) | min-max (s) | weight | height | plain Prim height "
-        "| roots | extra XNORs vs MST | ratio |"
-    )
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    t = Table(COLUMNS)
+    print(render_table(Table(COLUMNS)), flush=True)  # header now, rows as they are measured
     for c, n in sizes:
         bits = make(c, n, seed=c * 100003 + n)
         for name, kwargs in variants:
             r = run(bits, kwargs, repeats)
-            print(
-                f"| {c} | {n} | {name} | {r['median']:.3f} | {r['min']:.3f}-{r['max']:.3f} | {r['weight']} "
-                f"| {r['height']} | {r['prim_height']} | {r['roots']} | {r['extra']} | {r['ratio']:.2f} |",
-                flush=True,
-            )
+            t.add(c_out=c, n=n, variant=name, median=r["median"], span=[r["min"], r["max"]], weight=r["weight"],
+                  height=r["height"], prim_height=r["prim_height"], roots=r["roots"], extra=r["extra"],
+                  ratio=r["ratio"])
+            print(render_table(t).split("\n")[-1], flush=True)
+    return t
+
+
+def summary(tables: dict) -> Table:
+    """The README's rows: the largest layer, unconstrained and depth-limited, each kind of weights."""
+    t = Table(SUMMARY)
+    for kind, table_ in tables.items():
+        big = max(r["c_out"] for r in table_.rows)
+        for r in table_.rows:
+            if r["c_out"] == big and r["variant"] in SUMMARY_VARIANTS:
+                t.add(weights=kind, size=f"{r['c_out']} x {r['n']}", variant=r["variant"], median=r["median"],
+                      height=r["height"], extra=r["extra"], ratio=r["ratio"])
+    return t
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
     parser.add_argument("--quick", action="store_true", help="plain variant on random weights only")
+    add_record_argument(parser, None)
     args = parser.parse_args(argv)
+    record = Recorder(("mst_quick" if args.quick else "mst") if args.record is None else args.record, __file__, argv)
     print(
         f"numpy {np.__version__}, python {platform.python_version()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}, {args.repeats} runs per row"
     )
     variants = VARIANTS[:1] if args.quick else VARIANTS
-    table("Random weights (sanity anchor: about 2x)", random_weights, SIZES, variants, args.repeats)
+    tables = {"random": table("Random weights (sanity anchor: about 2x)", random_weights, SIZES, variants,
+                              args.repeats)}
     if not args.quick:
-        table("Drifted weights (0.5 % flips from a random earlier channel)", drifted_weights, SIZES, variants, args.repeats)
+        tables["drifted"] = table("Drifted weights (0.5 % flips from a random earlier channel)", drifted_weights,
+                                  SIZES, variants, args.repeats)
+    for key, t in tables.items():
+        record.add(key, t)
+    record.add("summary", summary(tables))
+    print("\n### Largest layer\n\n" + render_table(record.tables["summary"]))
+    record.write()
     return 0
 
 

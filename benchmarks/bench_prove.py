@@ -22,6 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _record import Column, Recorder, Table, add_record_argument, render_table
+
+COLUMNS = [Column("size", "network"), Column("engine", "engine"), Column("generate_s", "Verilog s", "right", "{:.1f}"),
+           Column("export_s", "yosys export s", "right", "{:.1f}"), Column("proof_s", "proof s", "right", "{:.1f}"),
+           Column("total_s", "export + proof s", "right", "{:.1f}"), Column("verdict", "verdict")]
+
 
 def run(size: str, baseline: bool, seed: int) -> dict:
     import numpy as np
@@ -54,13 +60,13 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="64-32-10,784-256-256-10")
     p.add_argument("--baseline", action="store_true", help="prove the no-reuse engine instead")
     p.add_argument("--seed", type=int, default=0)
+    add_record_argument(p, "prove")
     args = p.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
     rows = [run(size, args.baseline, args.seed) for size in args.sizes.split(",")]
-    print("| network | engine | Verilog s | yosys export s | proof s | export + proof s | verdict |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['size']} | {r['engine']} | {r['generate_s']:.1f} | {r['export_s']:.1f} | {r['proof_s']:.1f} "
-              f"| {r['total_s']:.1f} | {r['verdict']} |")
+    table = record.add("sizes", Table(COLUMNS, rows=[{c.key: r[c.key] for c in COLUMNS} for r in rows]))
+    print(render_table(table))
+    record.write()
     big = [r for r in rows if r["size"] == "784-256-256-10"]
     if big:
         met = "met" if big[0]["total_s"] < 120 else "missed"

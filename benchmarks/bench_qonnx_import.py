@@ -1,7 +1,7 @@
 """Brevitas -> QONNX -> mstbnn on real MNIST digits: a FINN TFC-shaped 1W1A MLP, both export paths.
 
 Run: ``.venv/bin/python benchmarks/bench_qonnx_import.py`` (``--epochs``, ``--hidden``, ``--seed``;
-``--hidden 256`` for the SFC shape).
+``--hidden 256`` for the SFC shape, ``--hidden 64,256,1024`` for the README's table).
 
 Trains a TFC-shaped network (784-64-64-64-10, as Brevitas's bnn_pynq TFC in
 1W1A: binary weights of scale 1, BatchNorm + binary activation per hidden
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _record import Column, Recorder, Table, add_record_argument, render_table
 
 
 def load_mnist_5k():
@@ -74,13 +76,15 @@ def build_tfc(hidden: int, seed: int):
     return TFC()
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+SHAPES = {64: "TFC", 256: "SFC", 1024: "LFC"}
+COLUMNS = [Column("model", "model"), Column("export", "export"), Column("export_s", "export s", "right", "{:.1f}"),
+           Column("compile_s", "compile s (import + validate + MST)", "right", "{:.1f}"),
+           Column("qonnx_acc", "qonnx accuracy", "right", "{:.2%}"), Column("mstbnn_acc", "mstbnn accuracy", "right", "{:.2%}"),
+           Column("agree_qonnx", "mstbnn = qonnx", "right", "{0}/{1}"), Column("agree_torch", "mstbnn = torch", "right", "{0}/{1}")]
 
+
+def measure(hidden: int, epochs: int, seed: int) -> list[dict]:
+    """Train one TFC-shaped mlp of width ``hidden``, export it both ways, compile each: one row per export."""
     import torch
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
@@ -94,13 +98,13 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     x_tr, y_tr, x_te, y_te = load_mnist_5k()
-    model = build_tfc(args.hidden, args.seed)
+    model = build_tfc(hidden, seed)
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     xt = torch.from_numpy(x_tr.astype(np.float32) / 255)
     yt = torch.from_numpy(y_tr)
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    for _ in range(args.epochs):
+    for _ in range(epochs):
         model.train()
         for idx in torch.randperm(len(xt), generator=gen).split(100):
             opt.zero_grad()
@@ -111,6 +115,10 @@ def main(argv=None) -> int:
     x_float = (x_te.astype(np.float32) * np.float32(1 / 255)).astype(np.float32)
     with torch.no_grad():
         torch_pred = model(torch.from_numpy(x_float)).argmax(1).numpy()
+    shape = SHAPES.get(hidden, f"784-{hidden}x3-10")
+    print(f"{shape}-shaped 1W1A mlp 784-{hidden}-{hidden}-{hidden}-10, {epochs} epochs on "
+          f"4,000 MNIST images ({train_s:.1f} s); 1,000 test images; torch accuracy {np.mean(torch_pred == y_te):.2%}",
+          flush=True)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,18 +139,28 @@ def main(argv=None) -> int:
             out = execute_onnx(m, {m.graph.input[0].name: x_float})[m.graph.output[0].name]
             q_pred = np.argmax(out, axis=1)
             ir_pred = run(net, x_te).classes
-            rows.append((name, export_s, compile_s, np.mean(q_pred == y_te), np.mean(ir_pred == y_te),
-                         int(np.sum(ir_pred == q_pred)), int(np.sum(ir_pred == torch_pred)),
-                         net.meta["source"].get("float_tie_breaks", 0)))
+            rows.append({"model": shape, "export": name, "export_s": export_s, "compile_s": compile_s,
+                         "qonnx_acc": float(np.mean(q_pred == y_te)), "mstbnn_acc": float(np.mean(ir_pred == y_te)),
+                         "agree_qonnx": [int(np.sum(ir_pred == q_pred)), len(y_te)],
+                         "agree_torch": [int(np.sum(ir_pred == torch_pred)), len(y_te)]})
+    return rows
 
-    shape = {64: "TFC-shaped", 256: "SFC-shaped", 1024: "LFC-shaped"}.get(args.hidden, "custom")
-    print(f"{shape} 1W1A mlp 784-{args.hidden}-{args.hidden}-{args.hidden}-10, {args.epochs} epochs on "
-          f"4,000 MNIST images ({train_s:.1f} s); 1,000 test images; torch accuracy {np.mean(torch_pred == y_te):.2%}\n")
-    print("| export | export s | compile s (import + validate + MST) | qonnx accuracy | mstbnn accuracy "
-          "| mstbnn = qonnx | mstbnn = torch |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, es, cs, qa, ia, agree_q, agree_t, _ in rows:
-        print(f"| {name} | {es:.1f} | {cs:.1f} | {qa:.2%} | {ia:.2%} | {agree_q}/{len(y_te)} | {agree_t}/{len(y_te)} |")
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--hidden", default="64", help="hidden widths, one network each: 64 TFC, 256 SFC, 1024 LFC "
+                                                 "(default %(default)s; the docs' table: 64,256,1024)")
+    p.add_argument("--seed", type=int, default=0)
+    add_record_argument(p, "qonnx_import")
+    args = p.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
+    table = record.add("readme", Table(COLUMNS))
+    for hidden in [int(h) for h in args.hidden.split(",") if h]:
+        table.rows += measure(hidden, args.epochs, args.seed)
+    print()
+    print(render_table(table))
+    record.write()
     return 0
 
 

@@ -25,13 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mstbnn.artefact import SYNTH_REPORT
 from mstbnn.boards.cli import report_key, synth_network
-from mstbnn.boards.synth import (
-    DEFAULT_TIMEOUT_S,
-    REPORT_NAME,
-    SynthTimeout,
-    read_reports,
-)
+from mstbnn.boards.synth import DEFAULT_TIMEOUT_S, SynthTimeout, read_reports
 from mstbnn.errors import UserError
 
 
@@ -105,7 +101,7 @@ def main(argv=None) -> int:
             for baseline in ([False, True] if args.baseline else [False]):
                 engine = "baseline" if baseline else "reuse"
                 key = report_key(device, baseline)
-                run, refused = read_reports(art / REPORT_NAME).get(key), None
+                run, refused = read_reports(art / SYNTH_REPORT).get(key), None
                 if not args.no_synth and (run is None or args.resynth):
                     print(f"bench_scale: {art} {device} {engine} (timeout {args.timeout:g} s)", flush=True)
                     try:
@@ -114,7 +110,7 @@ def main(argv=None) -> int:
                         print(f"  stopped: {stopped}", flush=True)
                     except UserError as exc:
                         refused = str(exc)
-                    run = read_reports(art / REPORT_NAME).get(key)
+                    run = read_reports(art / SYNTH_REPORT).get(key)
                 lines.append(row(art.name, device, engine, run, refused))
     print("\n".join(lines))
     return 0

@@ -48,7 +48,7 @@ def _run(argv: list[str]) -> None:
         sys.exit(f"bench_sim: `mstbnn {' '.join(argv)}` exited {rc}")
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hidden", default="128", help="hidden widths of the mlp (default 128: 784-128-10)")
     ap.add_argument("--epochs", type=int, default=10)
@@ -58,7 +58,7 @@ def main() -> int:
     ap.add_argument("--workdir", default="build/bench_sim")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the rows here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     work = Path(args.workdir).resolve() / ("mlp-" + args.hidden.replace(",", "-"))
     work.mkdir(parents=True, exist_ok=True)

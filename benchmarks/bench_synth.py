@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mstbnn.boards.cli import engine_name, make_engine, report_key, synth_network
+from mstbnn.artefact import SYNTH_REPORT, network_digest
+from mstbnn.boards.cli import engine_name, engine_of, report_key, synth_network
 from mstbnn.devices import get_device
-from mstbnn.boards.synth import REPORT_NAME, estimate_fit, network_digest, read_reports
+from mstbnn.boards.synth import estimate_fit, read_reports
 from mstbnn.boards.wrapper import choose_chunk, harness_ffs
 from mstbnn.compiler import io
 from mstbnn.compiler.execute import run
@@ -90,14 +91,13 @@ def synth_entry(art: Path, device_name: str, baseline: bool, resynth: bool, synt
     """
     device = get_device(device_name)
     digest = network_digest(art)
-    runs = read_reports(art / REPORT_NAME)
+    runs = read_reports(art / SYNTH_REPORT)
     for place in (True, False):  # a placed run first, else a yosys-only one
         cached = runs.get(report_key(device.name, baseline, place))
         if cached and cached.get("network_sha256") == digest and not resynth:
             return {"status": "ok", "cached": True, **cached}
-    net = io.load(art)
-    engine = make_engine(net, baseline)
-    chunk = choose_chunk(len(engine.in_data), engine.input_width, len(engine.out_class), device.io_pins)
+    engine, _ = engine_of(art, baseline, device=device, step="bench_synth")  # as `mstbnn synth` builds it
+    chunk = choose_chunk(len(engine.in_data), int(engine.input_width), len(engine.out_class), device.io_pins)
     fit = estimate_fit(engine.resource_estimate(device.family), device,
                        harness_ffs(len(engine.in_data), chunk, len(engine.out_class)))
     base = {"device": device.name, "engine": engine_name(baseline), "estimate": fit,

@@ -200,18 +200,24 @@ def _run(argv: list[str]) -> int:
     return code
 
 
-def _synth_smallest(net_dir: Path, devices, baseline: bool) -> dict | None:
-    """Synthesise on the first device the estimate fits; None when none fits."""
-    from mstbnn.boards.cli import synth_network
+def _synth_smallest(net_dir: Path, devices, baseline: bool) -> dict | str:
+    """Synthesise on the first device whose fit check passes: its report, or why none was built (a table cell).
 
+    A refusal (over capacity, or above the share place-and-route was measured
+    to handle) moves on to the next device, printing its one line; any other
+    error stops the demo as it would stop `mstbnn synth`.
+    """
+    from mstbnn.boards.cli import synth_network
+    from mstbnn.boards.synth import FitRefused
+
+    why = "not run"
     for device in devices:
         try:
             return synth_network(net_dir, device, baseline=baseline, stream=sys.stdout)
-        except UserError as exc:
-            if "does not fit" not in str(exc):
-                raise
+        except FitRefused as exc:
             print(f"  {exc}", flush=True)
-    return None
+            why = "may not route" if "may not route" in str(exc) else "does not fit"
+    return why
 
 
 def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, max_depth: int | None, vectors: int,
@@ -261,8 +267,8 @@ def run_demo(out: Path, *, hidden: str, epochs: int, mst_lambda: float | None, m
 
     def synth_cell(family, engine, field):
         r = synth.get((family, engine))
-        if r is None:
-            return "does not fit"
+        if isinstance(r, str):  # refused on every device tried
+            return r
         if field == "lut":
             return f"{r['resources']['lut']['used']:,} ({r['device']})"
         if field == "fmax":

@@ -35,6 +35,7 @@ __all__ = [
     "write_report",
     "read_reports",
     "SynthTimeout",
+    "FitRefused",
     "DEFAULT_TIMEOUT_S",
     "loads_per_image",
     "NEXTPNR_OPTIONS",
@@ -42,6 +43,10 @@ __all__ = [
 
 # Time budget of one synth run (yosys + nextpnr), seconds; `mstbnn synth --timeout`.
 DEFAULT_TIMEOUT_S = 1800.0
+
+
+class FitRefused(UserError):
+    """The fit check refused a design (over capacity, or above the routable share): callers may try another device."""
 
 
 class SynthTimeout(ToolTimeout):
@@ -160,12 +165,12 @@ def check_fit(fit: dict, device: Device, force: bool, engine: str = "unrolled") 
     if not over:  # fits the capacity, but not the routable share
         what = ("logic cells (LUTs + FFs)" if device.family == "ice40" else
                 "LUT4 sites" if fit["luts"] >= fit["ffs"] else "FFs")
-        raise UserError(
+        raise FitRefused(
             f"design may not route on {device.name}: estimated {fit['logic_cells']:,} {what} = "
             f"{100 * fit['utilisation']:.0f}% of {device.luts:,}, above the {100 * fit['routable_limit']:.0f}% "
             f"that place-and-route was measured to handle (an estimate, see docs/boards.md); "
             f"{hint}, or pass --force to try anyway")
-    raise UserError(f"design does not fit {device.name}: estimated {' and '.join(over)}; "
+    raise FitRefused(f"design does not fit {device.name}: estimated {' and '.join(over)}; "
                     f"{hint}, or pass --force to try anyway")
 
 

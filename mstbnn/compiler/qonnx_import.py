@@ -59,6 +59,10 @@ QUANT_DOMAIN = "qonnx.custom_op.general"
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
 PASS_THROUGH = ("Identity", "Dropout")
 LAYOUT = ("Flatten", "Reshape")
+# Float activation functions as torch exports them: a binary layer's output through one of these is not binary.
+FLOAT_ACTIVATIONS = ("Relu", "Clip", "Tanh", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu",
+                     "Selu", "Celu", "Gelu", "Softplus", "Softsign", "Mish")
+BINARY_ACT = "a QuantIdentity or QuantHardTanh with act_quant=SignedBinaryActPerTensorConst"
 FINN_HINT = ("float = raw * input_scale + input_offset; for 8-bit pixels and a model that applies FINN's 2x - 1 "
              "itself give --input-scale 0.00392156862745098 (raw / 255), for a model trained on [-1, 1] inputs "
              "--input-scale 0.00784313725490196 --input-offset -1")
@@ -427,7 +431,13 @@ def _parse(g: _Graph) -> tuple[dict, list[_Stage]]:
         if nxt.op_type == "Quant":
             bw = g.const(nxt.input[3])
             raise g.error(nxt, f"a {int(bw.ravel()[0]) if bw is not None else '?'}-bit activation; mstbnn's hidden "
-                               "layers take binary activations (BipolarQuant, SignedBinaryActPerTensorConst)")
+                               f"layers take binary activations (BipolarQuant: {BINARY_ACT})")
+        if nxt.op_type in FLOAT_ACTIVATIONS:
+            raise g.error(nxt, f"a float activation ({nxt.op_type}) after a binary layer; mstbnn's hidden layers "
+                               f"take binary activations (BipolarQuant: {BINARY_ACT})")
+        if nxt.op_type in ("MatMul", "Gemm", "Conv"):
+            raise g.error(node, f"feeds the next layer ({g.name(nxt)}) float activations, with no quantiser between "
+                                f"them; mstbnn's hidden layers take binary activations (BipolarQuant: {BINARY_ACT})")
         if nxt.op_type != "BipolarQuant":
             raise g.error(nxt, "cannot follow a binary layer; expected per-channel element-wise nodes, then a "
                                "BipolarQuant activation")

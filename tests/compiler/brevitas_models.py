@@ -1,8 +1,15 @@
-"""Small Brevitas 1W1A models shaped like FINN's bnn_pynq examples, exported to QONNX for the import tests.
+"""Brevitas 1W1A models shaped like FINN's bnn_pynq examples, exported to QONNX for the import tests.
 
-Tiny widths keep export and validation to seconds. Every builder is seeded and
-gives BatchNorms random statistics, with some negative and some zero scales, so
-the folded thresholds take both directions and the constant case.
+- :class:`BinaryMLP`, :class:`BinaryCNV`: tiny models with switches for every
+  refusal class and corner (export and validation in well under a second);
+- :func:`bnn_pynq`: Brevitas's own FINN examples (TFC 784-64-64-64-10, SFC
+  784-256-256-256-10, LFC 784-1024-1024-1024-10, CNV), untrained;
+- :class:`CNVLike`: bnn_pynq's CNV with its modules and quantisers, small
+  enough for a Verilator build in the default suite.
+
+Every builder is seeded and gives BatchNorms random statistics, with some
+negative and some zero scales, so the folded thresholds take both directions
+and the constant case.
 """
 
 from __future__ import annotations
@@ -37,6 +44,31 @@ def _randomise_norm(norm: nn.Module, gen: torch.Generator, fan_in: int) -> None:
         norm.bias.copy_(torch.randn(c, generator=gen))
         norm.running_mean.copy_(torch.randn(c, generator=gen) * fan_in ** 0.5)
         norm.running_var.copy_(torch.rand(c, generator=gen) * fan_in + 0.5)
+
+
+def calibrate_norms(model: nn.Module, x: torch.Tensor, gen: torch.Generator) -> nn.Module:
+    """Random BN scales and shifts, statistics measured on ``x``: every layer's bits stay balanced.
+
+    Random weights with made-up BN statistics drift with depth into constant channels and
+    one predicted class, which would leave most of the hardware untested. Here each
+    BatchNorm gets random weights (channel 0 negative, channel 1 zero: falling and constant
+    thresholds) and biases of about a standard deviation, then its running mean and
+    variance are those of its input on ``x`` (one batch, only the BatchNorms in training
+    mode, so dropout and quantisers behave as in eval).
+    """
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    with torch.no_grad():
+        for norm in norms:
+            c = norm.num_features
+            norm.weight.copy_(torch.randn(c, generator=gen))
+            norm.weight[0] = -abs(norm.weight[0]) - 0.1
+            norm.weight[1] = 0.0
+            norm.bias.copy_(torch.randn(c, generator=gen) * 0.5)
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
+            norm.train()
+        model(x)
+    return model.eval()
 
 
 class BinaryMLP(nn.Module):
@@ -168,20 +200,83 @@ def export(model: nn.Module, path, *, dynamo: bool) -> None:
     export_qonnx(model, torch.zeros(shape), str(path), dynamo=dynamo)
 
 
+class CNVLike(nn.Module):
+    """Brevitas's bnn_pynq CNV scaled down: the same modules and quantisers, fewer channels, a smaller image.
+
+    As in ``brevitas_examples.bnn_pynq.models.CNV``: FINN's ``2 x - 1``, an 8-bit Q1.7 input
+    ``QuantIdentity`` (the IR's ``int`` input), then per block an unpadded 3x3 ``QuantConv2d`` with
+    binary weights of scale 1, ``BatchNorm2d``, a binary ``QuantIdentity`` and, where the block says
+    so, a 2x2 max-pool after the sign; the flattened features go through ``QuantLinear`` +
+    ``BatchNorm1d`` + binary act layers, and the last ``QuantLinear`` ends in a ``TensorNorm``.
+    Defaults (sized for a quick Verilator build): 3x16x16 -> conv 4, conv 4, pool, conv 8, conv 8,
+    pool -> 8 features -> 16 -> 16 -> 10 classes (CNV: 3x32x32, 64, 64, 128, 128, 256, 256, 512, 512).
+    """
+
+    def __init__(self, blocks=((4, False), (4, True), (8, False), (8, True)), fc=(16, 16), classes=10,
+                 image=(3, 16, 16), seed=0):
+        super().__init__()
+        from brevitas.core.restrict_val import RestrictValueType
+        from brevitas_examples.bnn_pynq.models.common import CommonActQuant, CommonWeightQuant
+        from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
+
+        gen = torch.Generator().manual_seed(seed)
+        c_in, h, w = image
+        layers = [QuantIdentity(act_quant=CommonActQuant, bit_width=8, min_val=-1.0, max_val=1.0 - 2.0 ** -7,
+                                narrow_range=False, restrict_scaling_type=RestrictValueType.POWER_OF_TWO)]
+        for c, pool in blocks:
+            conv = QuantConv2d(c_in, c, 3, bias=False, weight_quant=CommonWeightQuant, weight_bit_width=1)
+            norm = nn.BatchNorm2d(c, eps=1e-4)
+            with torch.no_grad():
+                conv.weight.copy_(torch.rand(conv.weight.shape, generator=gen) * 2 - 1)
+            layers += [conv, norm, QuantIdentity(act_quant=CommonActQuant, bit_width=1)]
+            h, w = h - 2, w - 2
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            c_in = c
+        layers.append(nn.Flatten())
+        width = c_in * h * w
+        for f in fc:
+            linear = QuantLinear(width, f, bias=False, weight_quant=CommonWeightQuant, weight_bit_width=1)
+            norm = nn.BatchNorm1d(f, eps=1e-4)
+            with torch.no_grad():
+                linear.weight.copy_(torch.rand(linear.weight.shape, generator=gen) * 2 - 1)
+            layers += [linear, norm, QuantIdentity(act_quant=CommonActQuant, bit_width=1)]
+            width = f
+        last = QuantLinear(width, classes, bias=False, weight_quant=CommonWeightQuant, weight_bit_width=1)
+        with torch.no_grad():
+            last.weight.copy_(torch.rand(last.weight.shape, generator=gen) * 2 - 1)
+        layers += [last, TensorNorm()]
+        self.features = nn.Sequential(*layers)
+        self.image = image
+        q = torch.randint(-128, 128, (256, *image), generator=gen)
+        calibrate_norms(self, torch.from_numpy(cnv_raw_to_float(q)), gen)
+
+    def forward(self, x):
+        return self.features(2.0 * x - 1.0)
+
+
+def cnv_raw_to_float(q):
+    """The float images whose ``2 x - 1`` is exactly the Q1.7 input q / 128 (q: -128..127 integers)."""
+    import numpy as np
+
+    return ((np.asarray(q) / 128 + 1) / 2).astype(np.float32)
+
+
 def bnn_pynq(name: str, seed: int = 0) -> nn.Module:
     """One of Brevitas's own bnn_pynq models (the FINN examples: tfc_1w1a, sfc_1w1a, lfc_1w1a, cnv_1w1a).
 
-    Untrained (the pretrained weights are a download): seeded random weights and BatchNorm
-    statistics, with negative and zero scales, so the thresholds take every form.
+    Untrained (the pretrained weights are a download): seeded random weights, BatchNorms
+    calibrated on random inputs (:func:`calibrate_norms`: negative and zero scales, balanced bits).
     """
     from brevitas_examples.bnn_pynq.models import model_with_cfg
 
     torch.manual_seed(seed)
     model, _ = model_with_cfg(name, pretrained=False)
     gen = torch.Generator().manual_seed(seed)
-    for mod in model.modules():
-        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            fan_in = 64 if isinstance(mod, nn.BatchNorm2d) else mod.num_features
-            _randomise_norm(mod, gen, fan_in)
     model.image = (3, 32, 32) if name.startswith("cnv") else (1, 28, 28)
-    return model.eval()
+    if name.startswith("cnv"):  # 8-bit input: floats whose 2x - 1 is exactly q / 128
+        x = torch.from_numpy(cnv_raw_to_float(torch.randint(-128, 128, (128, *model.image), generator=gen)))
+    else:
+        x = torch.randint(0, 256, (256, *model.image), generator=gen).float() / 255
+    return calibrate_norms(model, x, gen)

@@ -157,26 +157,57 @@ def test_input_mapping_for_a_model_trained_on_minus_one_to_one(exported):
     assert_matches_qonnx(path, net, raw, _float_inputs(raw, 2 / 255, -1.0), model)
 
 
-@pytest.mark.parametrize("name", ["tfc_1w1a", "sfc_1w1a", pytest.param("lfc_1w1a", marks=pytest.mark.slow)])
-def test_bnn_pynq_fc_models_bit_exact(exported, name):
-    """Brevitas's own FINN example MLPs (flatten, 2x - 1, binary input, Dropout, TensorNorm on the scores)."""
-    path, model = exported(name, lambda: bm.bnn_pynq(name))
-    net, _ = qonnx_import.import_qonnx(path, input_scale=SCALE, vectors=16)
-    assert net.input.shape == (784,) and sum(l.kind == "dense" for l in net.layers) == 4
-    raw = np.random.default_rng(11).integers(0, 256, size=(100, 784))
-    assert_matches_qonnx(path, net, raw, _float_inputs(raw), model)
+def _finn(name):
+    return bm.CNVLike() if name == "cnv_like" else bm.bnn_pynq(name)
 
 
-@pytest.mark.slow
-def test_bnn_pynq_cnv_bit_exact(exported):
-    """Brevitas's CNV_1W1A: 2x - 1 before an 8-bit input Quant (raw inputs = its integers), six convs, two pools."""
-    path, model = exported("cnv_1w1a", lambda: bm.bnn_pynq("cnv_1w1a"))
-    net, _ = qonnx_import.import_qonnx(path, vectors=16)
-    assert net.input.mode == "int" and net.input.shape == (3, 32, 32)
-    assert sum(l.kind == "conv2d" for l in net.layers) == 6 and sum(l.kind == "maxpool" for l in net.layers) == 2
-    q = np.random.default_rng(12).integers(-128, 128, size=(40, 3, 32, 32))
-    x = ((q / 128 + 1) / 2).astype(np.float32)  # the model's own 2x - 1 maps it back to q / 128 exactly
-    assert_matches_qonnx(path, net, q, x, model, first_is_input=False)
+# FINN's models: Brevitas's own bnn_pynq TFC / SFC / LFC / CNV (1W1A) and the small CNV-like net (the one that also
+# goes through Verilator, tests/sim/test_qonnx_models.py). Compile takes seconds for each; the dynamo exports of the
+# large ones are slow only to export.
+FINN_CASES = [("tfc_1w1a", False), ("tfc_1w1a", True), ("sfc_1w1a", False), ("lfc_1w1a", False), ("cnv_1w1a", False),
+              ("cnv_like", False), ("cnv_like", True)] + [
+    pytest.param(name, True, marks=pytest.mark.slow) for name in ("sfc_1w1a", "lfc_1w1a", "cnv_1w1a")]
+FINN_LAYERS = {  # (dense, conv2d, maxpool) layers; TFC/SFC/LFC: 784-H-H-H-10
+    "tfc_1w1a": (4, 0, 0), "sfc_1w1a": (4, 0, 0), "lfc_1w1a": (4, 0, 0), "cnv_1w1a": (3, 6, 2), "cnv_like": (3, 4, 2)}
+FINN_HIDDEN = {"tfc_1w1a": 64, "sfc_1w1a": 256, "lfc_1w1a": 1024}
+
+
+@pytest.mark.parametrize("name,dynamo", FINN_CASES, ids=lambda v: {False: "torchscript", True: "dynamo"}.get(v, v))
+def test_finn_models_compile_bit_exact(exported, tmp_path, capsys, name, dynamo):
+    """`mstbnn compile` on FINN's standard 1W1A models: the scheduled artefact's every layer equals qonnx's execution.
+
+    The MLPs flatten the image, apply 2x - 1, binarise it (the IR's threshold input), use Dropout and end in a
+    TensorNorm; the conv nets apply 2x - 1 before an 8-bit Q1.7 input quantiser (the IR's int input: the raw inputs
+    are its integers q) and pool after the sign.
+    """
+    path, model = exported(name, lambda: _finn(name), dynamo)
+    conv = name.startswith("cnv")
+    rng = np.random.default_rng(11)
+    n = 8 if name == "cnv_1w1a" else 100  # compile checks the reuse executor on the test set: 4 s per CNV image
+    if conv:
+        raw = rng.integers(-128, 128, size=(n, *model.image))
+        x, flags = bm.cnv_raw_to_float(raw), []  # the model's own 2x - 1 maps x back to q / 128 exactly
+    else:
+        raw = rng.integers(0, 256, size=(n, 784))
+        x, flags = _float_inputs(raw), ["--input-scale", repr(SCALE)]
+    np.savez(tmp_path / "test.npz", x=raw)
+    out = tmp_path / "art"
+    rc = main(["compile", str(path), "-o", str(out), "--test-set", str(tmp_path / "test.npz"), *flags])
+    assert rc == 0, capsys.readouterr().err
+    net = load(out)
+    kinds = [layer.kind for layer in net.layers]
+    assert (kinds.count("dense"), kinds.count("conv2d"), kinds.count("maxpool")) == FINN_LAYERS[name]
+    assert net.input.mode == ("int" if conv else "threshold")
+    if name in FINN_HIDDEN:
+        h = FINN_HIDDEN[name]
+        assert [layer.weights.shape for _, layer in net.binary_layers()] == [(h, 784), (h, h), (h, h), (10, h)]
+    assert all(layer.schedule is not None for _, layer in net.binary_layers())  # compiled: MST trees built
+    trace = assert_matches_qonnx(path, net, raw, x, model, first_is_input=not conv)
+    # Calibrated BatchNorms (brevitas_models.calibrate_norms): no degenerate model that predicts one class.
+    assert len(set(trace.classes.tolist())) >= 3
+    for i, layer in enumerate(net.layers):
+        if layer.kind == "threshold":
+            assert (layer.direction == -1).any() and (layer.direction == 1).any()
 
 
 def test_onnx_options_are_refused_for_other_models(tmp_path, capsys):
@@ -266,6 +297,9 @@ REFUSALS = {
     "uint8-activation": (lambda: bm.BinaryMLP(hidden_act=bm.uint8_activation), "8-bit activation"),
     "per-class-bn": (lambda: bm.BinaryMLP(last_norm=True), "per-class affine on the score layer"),
     "per-class-bias": (lambda: bm.BinaryMLP(last_bias=True), "per-class affine on the score layer"),
+    "float-weights": (lambda: bm.BinaryMLP(weight_quant=None), "weights are plain floats"),
+    "float-activation": (lambda: bm.BinaryMLP(hidden_act=torch.nn.Hardtanh), "a float activation (Clip)"),
+    "no-activation": (lambda: bm.BinaryMLP(hidden_act=torch.nn.Identity), "float activations, with no quantiser"),
 }
 
 
