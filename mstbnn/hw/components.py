@@ -373,5 +373,5 @@ def stage_signature(in_width: int, out_width) -> dict:
 
 
 def argmax_payload(classes: int, score_width: int) -> data.StructLayout:
-    """The argmax stages' output payload: the scores (class c at ``[c*S +: S]``) and the class index."""
+    """The argmax stages' output payload: the scores (class c at ``[c*score_width +: score_width]``) and the class index."""
     return data.StructLayout({"scores": classes * score_width, "index": class_index_width(classes)})

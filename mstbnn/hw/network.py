@@ -10,13 +10,13 @@ estimate); the stage components are built only when the engine is elaborated.
 
 Ports (Verilog names are the same; clock ``clk``, reset ``rst``):
 
-- ``in_valid: In(1)``, ``in_ready: Out(1)``, ``in_data: In(F * W)``: raw input
-  integers, value f at bits ``[f*W +: W]`` (two's complement when the input
+- ``in_valid: In(1)``, ``in_ready: Out(1)``, ``in_data: In(input_values * input_width)``: raw input
+  integers, value f at bits ``[f*input_width +: input_width]`` (two's complement when the input
   quantiser is signed). Dense-first: one whole input vector per beat.
   Conv-first: one pixel (its C_in channel values) per beat, row-major,
   H * W beats per image.
 - ``out_valid: Out(1)``, ``out_ready: In(1)``, ``out_class``, ``out_scores``:
-  class c's signed score at ``[c*S +: S]``; ``out_class`` is the argmax,
+  class c's signed score at ``[c*score_width +: score_width]``; ``out_class`` is the argmax,
   lowest index on ties.
 """
 

@@ -33,7 +33,7 @@ __all__ = ["SequentialArgmax"]
 class SequentialArgmax(wiring.Component):
     """Scores in, (class, scores) out; lowest index on ties.
 
-    Ports: stream ``i`` (class c's signed score at ``[c*S +: S]``), stream ``o``
+    Ports: stream ``i`` (class c's signed score at ``[c*score_width +: score_width]``), stream ``o``
     (:func:`~mstbnn.hw.components.argmax_payload`: the same scores and the class index).
     """
 

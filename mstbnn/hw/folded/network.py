@@ -1,10 +1,10 @@
 """The whole network as one folded, valid/ready stream component.
 
 Same top-level port contract as the unrolled :class:`mstbnn.hw.network.NetworkEngine`
-(``in_valid``/``in_ready``/``in_data`` raw inputs, value f at ``[f*W +: W]``,
+(``in_valid``/``in_ready``/``in_data`` raw inputs, value f at ``[f*input_width +: input_width]``,
 one vector per beat for dense-first networks, one pixel per beat in raster
 order for conv-first; ``out_valid``/``out_ready``/``out_class``/``out_scores``
-with class c's signed score at ``[c*S +: S]``), so simulation and board
+with class c's signed score at ``[c*score_width +: score_width]``), so simulation and board
 wrappers take either engine.
 
 Binary layers become :class:`~mstbnn.hw.folded.stage.FoldedStage` s, each
