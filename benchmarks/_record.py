@@ -13,8 +13,12 @@ Figure blocks in README.md and docs/*.md::
     ...exactly render(record NAME, table TABLE)...
     <!-- /figures -->
 
-Every other table carries ``<!-- not-figures: why -->`` on the line just
-above it (option lists, layouts, file formats). ``check`` (``make docs-check``)
+The line under each rendered table names the record and the command, date
+and load average that produced it, or, for a table copied from the docs
+before records existed (``"provenance": "transcribed from ... ; re-run with
+CMD"``), says so. Markers may be indented (a block inside a list item). Every
+other table carries ``<!-- not-figures: why -->`` on the line just above it
+(option lists, layouts, file formats). ``check`` (``make docs-check``)
 fails when a block differs from its record or a table has neither marker;
 ``update`` (``make docs-update``) rewrites every block and fragment from the
 records. Both use :func:`render`, the function the benchmarks print with, so a
@@ -99,6 +103,40 @@ class Table:
 
 
 _SEPARATOR = {"left": "---", "right": "---:", "center": ":---:"}
+
+
+def _split_row(line: str) -> list[str]:
+    line = line.strip()
+    if not (line.startswith("|") and line.endswith("|")):
+        raise ValueError(f"not a table row: {line!r}")
+    return [c.strip() for c in line[1:-1].split("|")]
+
+
+def table_from_markdown(lines: list[str]) -> Table:
+    """A Table of text cells from a benchmark's own markdown lines (header, separator, rows).
+
+    For benchmarks whose cells are composed text (verdicts, "no fit (est. ...)"):
+    the record keeps the cells, and render_table gives the same table back.
+    """
+    header, seps, *rows = lines
+    names = _split_row(header)
+    aligns = ["center" if s.startswith(":") and s.endswith(":") else "right" if s.endswith(":") else "left"
+              for s in _split_row(seps)]
+    if len(aligns) != len(names):
+        raise ValueError(f"separator has {len(aligns)} columns, header {len(names)}")
+    keys = []
+    for name in names:
+        key = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "col"
+        while key in keys:
+            key += "_"
+        keys.append(key)
+    table = Table([Column(k, n, a) for k, n, a in zip(keys, names, aligns)])
+    for line in rows:
+        cells = _split_row(line)
+        if len(cells) != len(keys):
+            raise ValueError(f"row has {len(cells)} cells, header {len(keys)}: {line!r}")
+        table.rows.append(dict(zip(keys, cells)))
+    return table
 
 
 def _cell(column: dict, row: dict) -> str:

@@ -30,6 +30,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from _record import Column, Recorder, Table, add_record_argument, render_table
+
 
 def _ints(text: str) -> list[int]:
     return [int(t) for t in text.split(",") if t.strip()]
@@ -78,7 +80,7 @@ def _mean_sd(values):
     return m, sd
 
 
-def make_table(results: list[dict], ref_hidden: list[int]) -> str:
+def make_table(results: list[dict], ref_hidden: list[int]) -> Table:
     groups: dict = {}
     for r in results:
         arch = ",".join(map(str, r.get("hidden") or [])) if r["model"] == "mlp" else \
@@ -94,22 +96,27 @@ def make_table(results: list[dict], ref_hidden: list[int]) -> str:
     for (model, arch, _, lam, depth), rs in groups.items():
         if lam == 0.0 and depth is None:
             base_acc[(model, arch)] = statistics.fmean(r["acc"] for r in rs)
-    rows = ["| model | hidden / conv (epochs) | distance / weighting | lambda | depth cap | seeds | test acc % | drop vs lambda 0 | XNORs (reuse) "
-            "| reduction plain->reuse | vs ref plain | storage ratio | max height |",
-            "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table = Table([Column("model", "model"), Column("arch", "hidden / conv (epochs)"),
+                   Column("reg", "distance / weighting"), Column("lam", "lambda", "right", "{:g}"),
+                   Column("cap", "depth cap"), Column("seeds", "seeds", "right"),
+                   Column("acc", "test acc %", "right", "{0:.2f} +- {1:.2f}"),
+                   Column("drop", "drop vs lambda 0", "right", "{:+.2f}", none="n/a"),
+                   Column("reuse", "XNORs (reuse)", "right", "{:,.0f}"),
+                   Column("ratio", "reduction plain->reuse", "right", "{:.1f}x"),
+                   Column("vs_ref", "vs ref plain", "right", "{:.1f}x", none="n/a"),
+                   Column("storage", "storage ratio", "right", "{:.1f}x"), Column("height", "max height", "right")])
 
     def row(model, arch, reg, lam, cap_label, rs, key=None):
         get = (lambda r: r) if key is None else (lambda r: r["after"][key])
         acc_m, acc_sd = _mean_sd([r["acc"] for r in rs])
         reuse = statistics.fmean(get(r)["xnor_reuse"] for r in rs)
-        ratio = statistics.fmean(get(r)["xnor_ratio"] for r in rs)
-        storage = statistics.fmean(get(r)["storage_ratio"] for r in rs)
-        height = max(get(r)["max_height"] for r in rs)
         base = base_acc.get((model, arch))
-        drop = f"{base - acc_m:+.2f}" if base is not None else "n/a"
-        vs_ref = f"{ref_plain / reuse:.1f}x" if ref_plain and model == "mlp" else "n/a"
-        rows.append(f"| {model} | {arch} | {reg} | {lam:g} | {cap_label} | {len(rs)} | {acc_m:.2f} +- {acc_sd:.2f} | {drop} "
-                    f"| {reuse:,.0f} | {ratio:.1f}x | {vs_ref} | {storage:.1f}x | {height} |")
+        table.add(model=model, arch=arch, reg=reg, lam=lam, cap=cap_label, seeds=len(rs), acc=[acc_m, acc_sd],
+                  drop=None if base is None else base - acc_m, reuse=reuse,
+                  ratio=statistics.fmean(get(r)["xnor_ratio"] for r in rs),
+                  vs_ref=ref_plain / reuse if ref_plain and model == "mlp" else None,
+                  storage=statistics.fmean(get(r)["storage_ratio"] for r in rs),
+                  height=max(get(r)["max_height"] for r in rs))
 
     def order(k):
         model, arch, reg, lam, depth = k
@@ -122,7 +129,7 @@ def make_table(results: list[dict], ref_hidden: list[int]) -> str:
         row(model, arch, reg, lam, "none" if depth is None else f"{depth} (trained)", rs)
         for cap in sorted(rs[0]["after"]):
             row(model, arch, reg, lam, f"{cap} (after)", rs, key=cap)
-    return "\n".join(rows)
+    return table
 
 
 def main(argv=None) -> int:
@@ -145,7 +152,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="also write the raw per-run results here")
     p.add_argument("--from-json", nargs="+", default=None,
                    help="only print the table of earlier --json results (several files are merged)")
+    p.add_argument("--table", default="main", help="table key in the record (default %(default)s)")
+    add_record_argument(p, "compression")
     args = p.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
     if args.from_json:
         results = []
         for path in args.from_json:
@@ -154,7 +164,8 @@ def main(argv=None) -> int:
                     r["after"] = {int(k): v for k, v in r["after"].items()}
                     r["depth"] = None if r["depth"] in (None, "None") else int(r["depth"])
                     results.append(r)
-        print(make_table(results, args.hidden))
+        print(render_table(record.add(args.table, make_table(results, args.hidden))))
+        record.write()
         return 0
 
     common = dict(distance=args.distance, weighting=args.weighting, finetune=args.finetune, after_caps=args.depths)
@@ -186,7 +197,8 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, default=str)
-    print(make_table(results, args.hidden))
+    print(render_table(record.add(args.table, make_table(results, args.hidden))))
+    record.write()
     return 0
 
 

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from _record import Recorder, add_record_argument, table_from_markdown
+
 GRIDS = {
     # 5 widths x 4 lambdas (0 = plain), one seed: the 20-point digits grid of the time target.
     "digits": {"widths": "16,32,64,128,256", "lambdas": "0,2,4,8", "max_depths": "6", "seeds": "0", "epochs": "40"},
@@ -109,17 +111,23 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="points in parallel (default 2)")
     ap.add_argument("--place", action="store_true", help="place and route the frontier engines for Fmax")
     ap.add_argument("--tiny", action="store_true", help=f"tiny grid {TINY} instead of the full one")
+    add_record_argument(ap, "frontier")
     args = ap.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
     work = Path(args.work) / ("tiny" if args.tiny else "full")
     work.mkdir(parents=True, exist_ok=True)
     parts = ["# Frontier benchmark (mstbnn sweep)", ""]
     for dataset in [d for d in args.datasets.split(",") if d]:
         grid = TINY if args.tiny else GRIDS.get(dataset, GRIDS["digits"])
         data, seconds, argv = sweep(work, dataset, grid, args.jobs, args.place)
-        parts.append(report(dataset, data, seconds, argv, args.tiny))
+        part = report(dataset, data, seconds, argv, args.tiny)
+        parts.append(part)
+        rows = [line for line in part.split("\n") if line.startswith("|")]
+        record.add(dataset + ("_tiny" if args.tiny else ""), table_from_markdown(rows))
     text = "\n".join(parts)
     (work / "bench_frontier.md").write_text(text)
     print(text)
+    record.write()
     return 0
 
 

@@ -38,6 +38,13 @@ from mstbnn.compiler.random import similar_weights  # noqa: E402
 from mstbnn.compiler.schedule import Schedule  # noqa: E402
 from mstbnn.hw.layers import BinaryStage  # noqa: E402
 
+from _record import Column, Recorder, Table, add_record_argument, render_table  # noqa: E402
+
+COLUMNS = [Column("layer", "layer"), Column("tree", "tree"), Column("height", "height", "right"),
+           Column("corrections", "corrections"), Column("g", "G", "right"), Column("depth", "depth", "right"),
+           Column("luts", "LUT4", "right"), Column("carry", "CCU2C", "right"), Column("ffs", "FF", "right"),
+           Column("fmax_mhz", "Fmax MHz", "right", "{:.1f}", none="not routed")]
+
 BIN = Path(sys.executable).parent
 
 
@@ -75,7 +82,10 @@ def main(argv=None):
     ap.add_argument("--corrections", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="build/bench_fmax")
+    ap.add_argument("--table", default=None, help="table key in the record (default: from the options)")
+    add_record_argument(ap, "hw_fmax")
     args = ap.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
     rng = np.random.default_rng(args.seed)
     w = rng.integers(0, 2, size=(args.c, args.n)).astype(bool) if args.flip >= 0.5 else similar_weights(rng, args.c, args.n, flip=args.flip)
     thr = Threshold(threshold=np.zeros(args.c, dtype=np.int64), direction=np.ones(args.c, dtype=np.int64))
@@ -102,6 +112,17 @@ def main(argv=None):
         rows.append(row)
         print(json.dumps(row), flush=True)
     (Path(args.out) / f"n{args.n}_c{args.c}_f{args.flip}_g{args.tree_levels_per_stage}_{args.corrections}.json").write_text(json.dumps(rows, indent=1))
+    table = Table(COLUMNS)
+    for r in rows:
+        plain = r["tree"] == "plain"
+        table.add(layer=f"{args.n} -> {args.c}", tree=r["tree"] if r["tree"] in ("plain", "none") else f"max_depth {r['tree']}",
+                  height=r["height"], corrections="-" if plain else r["corrections"], g="-" if plain else r["g"],
+                  depth=r["depth"], luts=r["luts"], carry=r["carry"], ffs=r["ffs"], fmax_mhz=r["fmax_mhz"])
+    key = args.table or f"n{args.n}_c{args.c}_f{args.flip:g}_g{args.tree_levels_per_stage}_{args.corrections}".replace(".", "p")
+    record.add(key, table)
+    print("\n" + render_table(table))
+    record.write()
+    return 0
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from mstbnn.compiler.schedule import Schedule  # noqa: E402
 from mstbnn.hw.estimate import estimate_stage, stage_features  # noqa: E402
 from mstbnn.hw.layers import BinaryStage  # noqa: E402
 
+from _record import Column, Recorder, Table, add_record_argument, render_table  # noqa: E402
+
 SYNTH = {
     "ecp5": "synth_ecp5 -nowidelut -noabc9 -top {top}",
     "ice40": "synth_ice40 -noabc9 -top {top}",
@@ -69,6 +71,20 @@ def summarize(cells: dict, family: str) -> dict:
     return {"luts": luts, "carry": carry, "ffs": ffs, "lut4_equiv": luts}
 
 
+def _label(tag: str) -> str:
+    return tag if tag in ("plain", "none") else f"max_depth {tag}"
+
+
+SYNTH_COLUMNS = [Column("tree", "tree"), Column("corrections", "corrections"), Column("g", "G", "right"),
+                 Column("height", "height", "right"), Column("xnors", "XNORs", "right"), Column("depth", "depth", "right"),
+                 Column("luts", "LUT4", "right"), Column("carry", "CCU2C", "right"), Column("lut4_equiv", "LUT4-eq", "right"),
+                 Column("ffs", "FF", "right"), Column("est_lut4_equiv", "LUT4-eq (est)", "right"),
+                 Column("est_ffs", "FF (est)", "right")]
+ESTIMATE_COLUMNS = [Column("tree", "tree"), Column("height", "height", "right"), Column("corrections", "corrections"),
+                    Column("g", "G", "right"), Column("depth", "depth", "right"),
+                    Column("est_lut4_equiv", "LUT4-eq (est)", "right"), Column("est_ffs", "FF (est)", "right")]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=64)
@@ -77,12 +93,16 @@ def main(argv=None):
     ap.add_argument("--depths", default="plain,none,8,4",
                     help="comma list: plain (baseline), none (unlimited height) or a max_depth")
     ap.add_argument("--family", default="ecp5", choices=tuple(SYNTH))
-    ap.add_argument("--corrections", default="auto")
-    ap.add_argument("--tree-levels-per-stage", type=int, default=1)
+    ap.add_argument("--corrections", default="auto", help="comma list of early, late, inline, auto")
+    ap.add_argument("--tree-levels-per-stage", default="1", help="comma list of G")
     ap.add_argument("--fuse-leaves", action="store_true", help="leaves as one fused delta+threshold adder")
+    ap.add_argument("--estimate-only", action="store_true", help="the resource estimate alone, no yosys (seconds)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="build/bench_hw")
+    ap.add_argument("--table", default=None, help="table key in the record (default: from the options)")
+    add_record_argument(ap, None)
     args = ap.parse_args(argv)
+    record = Recorder(f"hw_layer_{args.n}x{args.c}" if args.record is None else args.record, __file__, argv)
     rng = np.random.default_rng(args.seed)
     if args.flip >= 0.5:
         w = rng.integers(0, 2, size=(args.c, args.n)).astype(bool)
@@ -90,29 +110,57 @@ def main(argv=None):
         w = similar_weights(rng, args.c, args.n, flip=args.flip)
     thr = Threshold(threshold=np.zeros(args.c, dtype=np.int64), direction=np.ones(args.c, dtype=np.int64))
     out = Path(args.out)
+    table = Table(ESTIMATE_COLUMNS if args.estimate_only else SYNTH_COLUMNS)
     rows = []
     for tag in args.depths.split(","):
         if tag == "plain":  # the baseline: every channel a root
             sched = Schedule.plain(args.c)
         else:
             sched = build_schedule(w, max_depth=None if tag == "none" else int(tag))
-        stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=args.corrections,
-                            tree_levels_per_stage=args.tree_levels_per_stage,
-                            fuse_leaves=args.fuse_leaves)
-        est = estimate_stage(stage, args.family)
-        variant = f"{args.corrections}_g{args.tree_levels_per_stage}{'_fuse' if args.fuse_leaves else '_nofuse'}"
-        d = out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{variant}_{tag}"
-        d.mkdir(parents=True, exist_ok=True)
-        v = d / "layer.v"
-        v.write_text(verilog.convert(stage, name="layer", emit_src=False))
-        cells = summarize(synth(v, "layer", args.family), args.family)
-        row = {"tree": tag, "variant": variant, "flip": args.flip, "n": args.n, "c": args.c, "xnors": sched.xnors(args.n), "height": sched.height, "roots": len(sched.roots),
-               "depth": stage.depth, "corrections": stage.corrections, **{f"syn_{k}": v for k, v in cells.items()},
-               **{f"est_{k}": v for k, v in est.items()},
-               **{f"feat_{k}": v for k, v in stage_features(stage).items()}}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    (out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{variant}.json").write_text(json.dumps(rows, indent=1))
+        seen = set()
+        for corrections in args.corrections.split(","):
+            for g in [int(x) for x in args.tree_levels_per_stage.split(",")]:
+                stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=corrections,
+                                    tree_levels_per_stage=g, fuse_leaves=args.fuse_leaves)
+                est = estimate_stage(stage, args.family)
+                # One row per distinct design: the plain layer has no corrections, a short tree no G > depth.
+                same = (tag == "plain" or stage.corrections, stage.depth, est["lut4_equiv"], est["ffs"])
+                if same in seen:
+                    stage._MustUse__silence = True
+                    continue
+                seen.add(same)
+                row = {"tree": tag, "n": args.n, "c": args.c, "flip": args.flip, "g": g,
+                       "xnors": sched.xnors(args.n), "height": sched.height, "roots": len(sched.roots),
+                       "depth": stage.depth, "corrections": "-" if tag == "plain" else stage.corrections,
+                       **{f"est_{k}": v for k, v in est.items()},
+                       **{f"feat_{k}": v for k, v in stage_features(stage).items()}}
+                if args.estimate_only:
+                    stage._MustUse__silence = True
+                else:
+                    variant = f"{corrections}_g{g}{'_fuse' if args.fuse_leaves else '_nofuse'}"
+                    d = out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{variant}_{tag}"
+                    d.mkdir(parents=True, exist_ok=True)
+                    v = d / "layer.v"
+                    v.write_text(verilog.convert(stage, name="layer", emit_src=False))
+                    cells = summarize(synth(v, "layer", args.family), args.family)
+                    row.update(variant=variant, **{f"syn_{k}": v for k, v in cells.items()})
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                cells = {c.key: row.get(c.key, row.get(f"syn_{c.key}")) for c in table.columns}
+                if not args.estimate_only:
+                    cells["tree"] = _label(tag)
+                table.add(**cells)
+    if not args.estimate_only:
+        out.mkdir(parents=True, exist_ok=True)
+        name = (f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{args.corrections}_g{args.tree_levels_per_stage}"
+                f"{'_fuse' if args.fuse_leaves else '_nofuse'}").replace(",", "-")
+        (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    key = args.table or (("estimate_" if args.estimate_only else "") + f"f{args.flip:g}_{args.corrections}"
+                         .replace(",", "-").replace(".", "p"))
+    record.add(key, table)
+    print("\n" + render_table(table))
+    record.write()
+    return 0
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _record import Recorder, add_record_argument, table_from_markdown
+
 from mstbnn.artefact import SYNTH_REPORT
 from mstbnn.boards.cli import report_key, synth_network
 from mstbnn.boards.synth import DEFAULT_TIMEOUT_S, SynthTimeout, read_reports
@@ -86,7 +88,10 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per run (yosys + nextpnr)")
     p.add_argument("--no-synth", action="store_true", help="print the table from recorded runs only")
     p.add_argument("--resynth", action="store_true", help="run again even when a run is recorded")
+    p.add_argument("--table", default="runs", help="table key in the record (default %(default)s)")
+    add_record_argument(p, "scale")
     args = p.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
 
     artefacts = list(args.artefact)
     if args.standin:
@@ -113,6 +118,8 @@ def main(argv=None) -> int:
                     run = read_reports(art / SYNTH_REPORT).get(key)
                 lines.append(row(art.name, device, engine, run, refused))
     print("\n".join(lines))
+    record.add(args.table, table_from_markdown(lines))
+    record.write()
     return 0
 
 

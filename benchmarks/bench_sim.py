@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _record import Column, Recorder, Table, add_record_argument, render_table
+
 from mstbnn.cli import main as mstbnn_main
 from mstbnn.compiler.io import load
 from mstbnn.sim.bulk import build_bulk, simulate_bulk
@@ -58,7 +60,10 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default="build/bench_sim")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--table", default=None, help="table key in the record (default h<hidden>, e.g. h128)")
+    add_record_argument(ap, "sim_bulk")
     args = ap.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
 
     work = Path(args.workdir).resolve() / ("mlp-" + args.hidden.replace(",", "-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -137,14 +142,13 @@ def main(argv=None) -> int:
             ("golden_vectors_per_second", "golden vec/s")]
     if args.cocotb:
         cols += [("cocotb_build_seconds", "cocotb build s"), ("cocotb_vectors_per_second", "cocotb vec/s")]
-    print("| " + " | ".join(h for _, h in cols) + " |")
-    print("|" + "|".join("---" if k in ("engine", "network") else "---:" for k, _ in cols) + "|")
-    for row in rows:
-        cells = []
-        for k, _ in cols:
-            v = row.get(k)
-            cells.append(f"{v:,}" if isinstance(v, int) else str(v))
-        print("| " + " | ".join(cells) + " |")
+    counts = {"vectors", "bit_exact", "vectors_per_second_gaps", "vectors_per_second_no_gaps",
+              "vectors_per_cpu_second_gaps", "vectors_per_cpu_second_no_gaps", "golden_vectors_per_second"}
+    table = Table([Column(k, h, "left" if k in ("engine", "network") else "right", "{:,}" if k in counts else None)
+                   for k, h in cols], rows=[{k: row.get(k) for k, _ in cols} for row in rows])
+    print(render_table(table))
+    record.add(args.table or "h" + args.hidden.replace(",", "_"), table)
+    record.write()
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     return 0 if all(r["bit_exact"] == r["vectors"] for r in rows) else 1

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _record import Recorder, add_record_argument, table_from_markdown
+
 from mstbnn.artefact import SYNTH_REPORT, network_digest
 from mstbnn.boards.cli import engine_name, engine_of, report_key, synth_network
 from mstbnn.devices import get_device
@@ -160,7 +162,9 @@ def main(argv=None) -> int:
     ap.add_argument("--synth-only-above", type=int, default=40000, metavar="LUTS",
                     help="yosys only (no place-and-route, no Fmax) above this LUT estimate (default %(default)s)")
     ap.add_argument("--no-synth", action="store_true", help="tables from recorded runs only (nothing new is synthesised)")
+    add_record_argument(ap, "synth")
     args = ap.parse_args(argv)
+    record = Recorder(args.record, __file__, argv)
     work = Path(args.work)
     devices = [d for d in args.devices.split(",") if d]
     for d in devices:
@@ -241,13 +245,32 @@ def main(argv=None) -> int:
             match_lines.append(f"| {device} | {cell(a, 'luts')} / {cell(a, 'ffs')} / {cell(a, 'fmax')} "
                                f"| {cell(b, 'luts')} / {cell(b, 'ffs')} / {cell(b, 'fmax')} |")
 
-    text = "\n".join(lines + [""] + ratio_lines + [""] + match_lines) + "\n"
+    # The README's rows: every engine that was synthesised (placed, or yosys only).
+    readme = ["| model | test acc | XNORs plain -> reuse | device | engine | LUTs | FFs | Fmax MHz | latency cycles |",
+              "|---|---:|---|---|---|---:|---:|---:|---:|"]
+    for name, art in models.items():
+        plain, reuse = xnor_counts(art)
+        for device in devices:
+            for eng in ("baseline", "reuse"):
+                e = results[(name, device, eng)]
+                if e and e["status"] == "ok":
+                    where = device if e.get("placed", True) else f"{device} (yosys only)"
+                    readme.append(f"| {name} | {acc[name]:.4f} | {plain:,} -> {reuse:,} ({plain / reuse:.2f}x) | {where} "
+                                  f"| {eng} | {cell(e, 'luts')} | {cell(e, 'ffs')} | {cell(e, 'fmax')} "
+                                  f"| {e['latency_cycles']} |")
+    tables = {"engines": lines, "ratios": ratio_lines, "matched": match_lines, "readme": readme}
+    for key, block in tables.items():
+        rows = [line for line in block if line.startswith("|")]
+        if len(rows) >= 2:
+            record.add(key, table_from_markdown(rows))
+    text = "\n".join(lines + [""] + ratio_lines + [""] + match_lines + ["", "## Synthesised engines", ""] + readme) + "\n"
     print()
     print(text)
     (work / "bench_synth.md").write_text(text)
     (work / "bench_synth.json").write_text(json.dumps(
         {"accuracy": acc, "accuracy_plain": {str(k): v for k, v in acc_narrow.items()}, "matched_width": match,
          "results": {" | ".join(k): v for k, v in results.items()}}, indent=1, default=str) + "\n")
+    record.write()
     return 0
 
 
