@@ -26,7 +26,7 @@ def refresh_features(row: dict) -> dict:
     from mstbnn.compiler.random import similar_weights
     from mstbnn.compiler.schedule import Schedule
     from mstbnn.hw.estimate import stage_features
-    from mstbnn.hw.layers import BinaryStage
+    from mstbnn.hw.stage_plan import BinaryStagePlan
 
     n, c, flip, tag = row["n"], row["c"], row["flip"], row["tree"]
     rng = np.random.default_rng(0)
@@ -35,10 +35,9 @@ def refresh_features(row: dict) -> dict:
     sched = Schedule.plain(c) if tag == "plain" else build_schedule(w, max_depth=None if tag == "none" else int(tag))
     variant = row["variant"]
     corr, g = variant.split("_")[0], int(variant.split("_")[1][1:])
-    stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=corr,
-                        tree_levels_per_stage=g, fuse_leaves="nofuse" not in variant)
-    stage._MustUse__silence = True
-    return dict(row, **{f"feat_{k}": v for k, v in stage_features(stage).items()})
+    plan = BinaryStagePlan(w, sched, front={"kind": "vector"}, threshold=thr, corrections=corr,
+                           tree_levels_per_stage=g, fuse_leaves="nofuse" not in variant)
+    return dict(row, **{f"feat_{k}": v for k, v in stage_features(plan).items()})
 
 
 def main(argv=None) -> int:

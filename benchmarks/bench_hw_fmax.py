@@ -37,6 +37,7 @@ from mstbnn.compiler.mst import build_schedule  # noqa: E402
 from mstbnn.compiler.random import similar_weights  # noqa: E402
 from mstbnn.compiler.schedule import Schedule  # noqa: E402
 from mstbnn.hw.layers import BinaryStage  # noqa: E402
+from mstbnn.hw.stage_plan import BinaryStagePlan  # noqa: E402
 
 from _record import Column, Recorder, Table, add_record_argument, render_table  # noqa: E402
 
@@ -49,19 +50,21 @@ BIN = Path(sys.executable).parent
 
 
 class Wrapper(wiring.Component):
-    def __init__(self, stage):
-        self.stage = stage
+    """The layer between one serial input pin and one output pin (the XOR of its outputs), so it is not optimised away."""
+
+    def __init__(self, plan: BinaryStagePlan):
+        self.plan = plan
         super().__init__({"sin": In(1), "ready": In(1), "sout": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.layer = layer = self.stage
-        shift = Signal(layer.n)
+        m.submodules.layer = layer = BinaryStage(self.plan)
+        shift = Signal(self.plan.n)
         out = Signal()
         ready = Signal()
-        # out_ready comes from a pin (registered) so the stall enable keeps its real fan-out.
-        m.d.sync += [shift.eq((shift << 1) | self.sin), out.eq(layer.out_data.xor() ^ layer.out_valid), ready.eq(self.ready)]
-        m.d.comb += [layer.in_data.eq(shift), layer.in_valid.eq(1), layer.out_ready.eq(ready), self.sout.eq(out)]
+        # o.ready comes from a pin (registered) so the stall enable keeps its real fan-out.
+        m.d.sync += [shift.eq((shift << 1) | self.sin), out.eq(layer.o.payload.xor() ^ layer.o.valid), ready.eq(self.ready)]
+        m.d.comb += [layer.i.payload.eq(shift), layer.i.valid.eq(1), layer.o.ready.eq(ready), self.sout.eq(out)]
         return m
 
 
@@ -92,8 +95,8 @@ def main(argv=None):
     rows = []
     for tag in args.depths.split(","):
         sched = Schedule.plain(args.c) if tag == "plain" else build_schedule(w, max_depth=None if tag == "none" else int(tag))
-        stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr,
-                            tree_levels_per_stage=args.tree_levels_per_stage, corrections=args.corrections)
+        stage = BinaryStagePlan(w, sched, front={"kind": "vector"}, threshold=thr,
+                                tree_levels_per_stage=args.tree_levels_per_stage, corrections=args.corrections)
         d = Path(args.out) / f"n{args.n}_c{args.c}_f{args.flip}_g{args.tree_levels_per_stage}_{args.corrections}_{tag}"
         d.mkdir(parents=True, exist_ok=True)
         (d / "top.v").write_text(verilog.convert(Wrapper(stage), name="top", emit_src=False))

@@ -32,6 +32,7 @@ from mstbnn.compiler.random import similar_weights  # noqa: E402
 from mstbnn.compiler.schedule import Schedule  # noqa: E402
 from mstbnn.hw.estimate import estimate_stage, stage_features  # noqa: E402
 from mstbnn.hw.layers import BinaryStage  # noqa: E402
+from mstbnn.hw.stage_plan import BinaryStagePlan  # noqa: E402
 
 from _record import Column, Recorder, Table, add_record_argument, render_table  # noqa: E402
 
@@ -75,13 +76,13 @@ def _label(tag: str) -> str:
     return tag if tag in ("plain", "none") else f"max_depth {tag}"
 
 
-SYNTH_COLUMNS = [Column("tree", "tree"), Column("corrections", "corrections"), Column("g", "G", "right"),
+SYNTH_COLUMNS = [Column("tree", "tree"), Column("corrections", "corrections"), Column("g", "TL", "right"),
                  Column("height", "height", "right"), Column("xnors", "XNORs", "right"), Column("depth", "depth", "right"),
                  Column("luts", "LUT4", "right"), Column("carry", "CCU2C", "right"), Column("lut4_equiv", "LUT4-eq", "right"),
                  Column("ffs", "FF", "right"), Column("est_lut4_equiv", "LUT4-eq (est)", "right"),
                  Column("est_ffs", "FF (est)", "right")]
 ESTIMATE_COLUMNS = [Column("tree", "tree"), Column("height", "height", "right"), Column("corrections", "corrections"),
-                    Column("g", "G", "right"), Column("depth", "depth", "right"),
+                    Column("g", "TL", "right"), Column("depth", "depth", "right"),
                     Column("est_lut4_equiv", "LUT4-eq (est)", "right"), Column("est_ffs", "FF (est)", "right")]
 
 
@@ -94,7 +95,7 @@ def main(argv=None):
                     help="comma list: plain (baseline), none (unlimited height) or a max_depth")
     ap.add_argument("--family", default="ecp5", choices=tuple(SYNTH))
     ap.add_argument("--corrections", default="auto", help="comma list of early, late, inline, auto")
-    ap.add_argument("--tree-levels-per-stage", default="1", help="comma list of G")
+    ap.add_argument("--tree-levels-per-stage", default="1", help="comma list of TL (tree levels per pipeline stage)")
     ap.add_argument("--fuse-leaves", action="store_true", help="leaves as one fused delta+threshold adder")
     ap.add_argument("--estimate-only", action="store_true", help="the resource estimate alone, no yosys (seconds)")
     ap.add_argument("--seed", type=int, default=0)
@@ -120,10 +121,10 @@ def main(argv=None):
         seen = set()
         for corrections in args.corrections.split(","):
             for g in [int(x) for x in args.tree_levels_per_stage.split(",")]:
-                stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr, corrections=corrections,
+                stage = BinaryStagePlan(w, sched, front={"kind": "vector"}, threshold=thr, corrections=corrections,
                                     tree_levels_per_stage=g, fuse_leaves=args.fuse_leaves)
                 est = estimate_stage(stage, args.family)
-                # One row per distinct design: the plain layer has no corrections, a short tree no G > depth.
+                # One row per distinct design: the plain layer has no corrections, a short tree no TL > depth.
                 same = (tag == "plain" or stage.corrections, stage.depth, est["lut4_equiv"], est["ffs"])
                 if same in seen:
                     stage._MustUse__silence = True
@@ -141,7 +142,7 @@ def main(argv=None):
                     d = out / f"{args.family}_n{args.n}_c{args.c}_f{args.flip}_{variant}_{tag}"
                     d.mkdir(parents=True, exist_ok=True)
                     v = d / "layer.v"
-                    v.write_text(verilog.convert(stage, name="layer", emit_src=False))
+                    v.write_text(verilog.convert(BinaryStage(stage), name="layer", emit_src=False))
                     cells = summarize(synth(v, "layer", args.family), args.family)
                     row.update(variant=variant, **{f"syn_{k}": v for k, v in cells.items()})
                 rows.append(row)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import warnings
 
 from mstbnn import __version__
 from mstbnn.errors import UserError
@@ -60,9 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Resource estimates build Amaranth components only to count them; their
-    # "created but never used" warnings are noise to a user.
-    warnings.filterwarnings("ignore", message=".*created but never used")
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)

@@ -387,15 +387,11 @@ def place_point(spec: dict, engine: str, devices) -> dict:
     A point that fits none of them is recorded as ``{"fits": False}``. Not
     redone for the same digest and generator version.
     """
-    import warnings
-
     from mstbnn.boards.cli import engine_of
     from mstbnn.boards.synth import estimate_fit
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
     from mstbnn.devices import get_device
 
-    # The engine is built only to count it (as `mstbnn.cli.main` says, in a pool or cluster worker too).
-    warnings.filterwarnings("ignore", message=".*created but never used")
     point_dir = Path(spec["dir"])
     record = _read_record(point_dir)
     placed = record.setdefault("placed", {})
@@ -406,12 +402,12 @@ def place_point(spec: dict, engine: str, devices) -> dict:
     entry = {"fits": False}
     with open(point_dir / POINT_LOG, "a") as log:
         # The engine synth builds (from the artefact's engine spec), counted by synth's own fit rule.
-        eng, _ = engine_of(net_dir, engine == "baseline", device=None, step="sweep --place", stream=log)
+        plan, _ = engine_of(net_dir, engine == "baseline", device=None, step="sweep --place", stream=log)
+    in_width = plan.input_values * plan.input_width
     for name in devices:
         device = get_device(name)
-        chunk = choose_chunk(len(eng.in_data), int(eng.input_width), len(eng.out_class), device.io_pins)
-        fit = estimate_fit(eng.resource_estimate(device.family), device,
-                           harness_ffs(len(eng.in_data), chunk, len(eng.out_class)))
+        chunk = choose_chunk(in_width, plan.input_width, plan.class_width, device.io_pins)
+        fit = estimate_fit(plan.resource_estimate(device.family), device, harness_ffs(in_width, chunk, plan.class_width))
         if fit["fits"] and fit.get("routable", True):
             with open(point_dir / POINT_LOG, "a") as log:
                 entry = {"fits": True, "device": name,

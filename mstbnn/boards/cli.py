@@ -23,7 +23,10 @@ def engine_name(baseline: bool, engine: str = "unrolled") -> str:
 
 def engine_of(net_dir, baseline: bool, engine: str = "unrolled", device=None, *, step: str, stream=None,
               options=None):
-    """The engine ``mstbnn verilog`` generated for the artefact in ``net_dir``, from its spec: ``(engine, spec)``.
+    """The plan of the engine ``mstbnn verilog`` generated for the artefact in ``net_dir``, from its spec: ``(plan, spec)``.
+
+    The plan is what fit checks read; :func:`mstbnn.hw.spec.engine_hardware`
+    builds the engine once they pass.
 
     A directory without generated RTL gets it first, with the defaults (and,
     for the folded engine, S and G chosen for ``device``), exactly as
@@ -32,7 +35,7 @@ def engine_of(net_dir, baseline: bool, engine: str = "unrolled", device=None, *,
     stale spec (the network changed since) is refused with one line.
     """
     from mstbnn.artefact import spec_path
-    from mstbnn.hw.spec import EngineSpec, build_engine, generate, load_spec, verilog_flags
+    from mstbnn.hw.spec import EngineSpec, generate, load_spec, plan_engine, verilog_flags
 
     stream = sys.stderr if stream is None else stream
     net_dir = Path(net_dir)
@@ -50,7 +53,7 @@ def engine_of(net_dir, baseline: bool, engine: str = "unrolled", device=None, *,
         print(f"{step}: the engine's options were chosen for {spec.device}; building it as generated "
               f"(run `mstbnn verilog {net_dir}{verilog_flags(spec).replace(spec.device, device.name)}` to re-choose)",
               file=stream, flush=True)
-    return build_engine(net, spec), spec
+    return plan_engine(net, spec), spec
 
 
 def _network_on_board(net_dir):
@@ -85,23 +88,25 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     from mstbnn.artefact import SYNTH_REPORT
     from mstbnn.boards.synth import SynthTimeout, check_fit, estimate_fit, synthesize, write_report
     from mstbnn.boards.wrapper import choose_chunk, harness_ffs
+    from mstbnn.hw.spec import engine_hardware
 
     stream = sys.stderr if stream is None else stream
     if target_fps is not None and engine != "folded":
         raise UserError("--target-fps applies to --engine folded only")
     device = get_device(device_name)
     kind = engine
-    engine, spec = engine_of(net_dir, baseline, kind, device, step="synth", stream=stream,
-                             options={"target_fps": target_fps} if target_fps is not None else None)
+    plan, spec = engine_of(net_dir, baseline, kind, device, step="synth", stream=stream,
+                           options={"target_fps": target_fps} if target_fps is not None else None)
     if target_fps is not None and spec.options.get("target_fps") != target_fps:
         raise UserError(f"{net_dir}: the generated {kind} engine was not chosen for --target-fps {target_fps:g}; "
                         f"run `mstbnn verilog {net_dir} --engine {kind} --device {device.name} --target-fps {target_fps:g}`")
-    in_width, class_width = len(engine.in_data), len(engine.out_class)
-    chunk = choose_chunk(in_width, int(engine.input_width), class_width, device.io_pins)
+    in_width, class_width = plan.input_values * plan.input_width, plan.class_width
+    chunk = choose_chunk(in_width, plan.input_width, class_width, device.io_pins)
     # The routability headroom was measured on unrolled engines; the folded one is sized by choose_config.
-    fit = estimate_fit(engine.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width),
+    fit = estimate_fit(plan.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width),
                        routable_share=1.0 if kind == "folded" else None)
     check_fit(fit, device, force, engine=kind)
+    engine = engine_hardware(plan)
     name = engine_name(baseline, kind)
     print(f"synth {name} engine on {device.name}: estimated {fit['luts']:,} LUTs, {fit['ffs']:,} FFs",
           file=stream, flush=True)
@@ -212,15 +217,17 @@ def _cmd_bitstream(args) -> int:
     from mstbnn.devices import DEVICES
     from mstbnn.boards.protocol import format_from_network
     from mstbnn.boards.synth import check_fit, estimate_fit
+    from mstbnn.hw.spec import engine_hardware
 
     _check_baud(args)
     board = get_board(args.board)
     uart_divisor(board.clock_hz, args.baud)  # refuse an unreachable baud rate before any work
     device = DEVICES[board.device]
-    engine, spec = engine_of(args.dir, args.baseline, device=device, step="bitstream")
-    net = engine.net
-    fit = estimate_fit(engine.resource_estimate(device.family), device)
+    plan, spec = engine_of(args.dir, args.baseline, device=device, step="bitstream")
+    net = plan.net
+    fit = estimate_fit(plan.resource_estimate(device.family), device)
     check_fit(fit, device, args.force)
+    engine = engine_hardware(plan)
     build_dir = Path(args.dir) / "board" / f"{board.name}-{engine_name(args.baseline)}"
     out = build_bitstream(engine, format_from_network(net), board, build_dir, baud=args.baud)
     print(f"bitstream: {out}")

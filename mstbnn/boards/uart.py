@@ -13,10 +13,13 @@ __all__ = ["UARTRx", "UARTTx"]
 class _UARTPart(wiring.Component):
     """A receiver or transmitter running at ``divisor`` clocks per bit."""
 
-    def __init__(self, divisor: int):
+    def __new__(cls, divisor: int, *args, **kwargs):
+        # Refused before the component exists, so Amaranth has no unused component to warn about.
         if divisor < 4:
-            self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"UART divisor {divisor} < 4 clocks per bit")
+        return super().__new__(cls, *args, **kwargs)
+
+    def __init__(self, divisor: int):
         self.divisor = divisor
         super().__init__()
 

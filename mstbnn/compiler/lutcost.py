@@ -11,7 +11,7 @@ error). Two users:
   luts``) prices one reuse edge with :func:`lut_edge_cost`: a d-term
   XNOR-popcount tree plus the child's delta-update adder; a root is an
   N-term tree. The tree shape here is the hw generator's
-  (:class:`mstbnn.hw.components.XnorPopcount`); tests/hw checks they agree.
+  (:class:`mstbnn.hw.stage_plan.BinaryStagePlan` of one root); tests/hw checks they agree.
 
 Flip-flops are not priced: on ECP5 they sit beside the LUT4s in a slice and
 do not take LUT sites, and the parent sums carried down the pipeline depend

@@ -1,8 +1,8 @@
 """Bit-exact building blocks of the unrolled engine, as Amaranth components.
 
-Every component plans its structure (tree shape, exact value ranges, register
-count) in ``__init__`` so estimates and cycle models can read it without
-elaborating; ``elaborate`` only emits that plan.
+Each component takes its plan (:mod:`mstbnn.hw.stage_plan`: exact value
+ranges, tree shapes, register counts), which estimates and cycle models read
+without building it; ``elaborate`` only emits that plan.
 
 Value ranges are exact: a signal holding values in ``[lo, hi]`` gets
 ``Shape.cast(range(lo, hi + 1))``, the smallest shape that holds them, and
@@ -16,27 +16,24 @@ Pipelined components take an ``en`` input: their registers load only while
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from mstbnn.compiler.ir import window_output_size
+from mstbnn.hw.stage_plan import DeltaParams, FusedLeaf, class_index_width, threshold_cut, window_taps
 
 __all__ = [
     "shape_of",
-    "width_of",
-    "XnorPopcount",
+    "quantize",
     "DeltaUpdate",
     "DeltaThreshold",
     "ThresholdUnit",
     "WindowGenerator",
     "Collector",
     "OrPool",
-    "class_index_width",
     "stage_signature",
     "argmax_payload",
-    "tree_latency",
-    "threshold_cut",
 ]
 
 
@@ -45,163 +42,41 @@ def shape_of(lo: int, hi: int) -> Shape:
     return Shape.cast(range(int(lo), int(hi) + 1))
 
 
-def width_of(lo: int, hi: int) -> int:
-    """Bit width of :func:`shape_of`."""
-    return shape_of(lo, hi).width
+def quantize(raw, quantizer, front: dict, n: int, index=None):
+    """The input quantiser in a stage's front end: raw integers -> activation bits (integers pass through).
 
-
-def _adder_levels(n_terms: int) -> int:
-    return int(np.ceil(np.log2(n_terms))) if n_terms > 1 else 0
-
-
-def tree_latency(n_terms: int, adder_levels_per_stage: int) -> int:
-    """Register stages of a balanced adder tree over ``n_terms`` terms.
-
-    A register follows every ``adder_levels_per_stage``-th adder level and the
-    last one; a single term needs no adder and no register.
+    ``raw`` holds ``n`` values (a vector front) or one pixel of
+    ``front["channels"]`` values; a conv front's per-position thresholds are
+    a small table indexed by the pixel's raster ``index``.
     """
-    levels = _adder_levels(n_terms)
-    if levels == 0:
-        return 0
-    r = adder_levels_per_stage
-    return len([i for i in range(1, levels + 1) if i % r == 0 or i == levels])
-
-
-class XnorPopcount(wiring.Component):
-    """Pipelined sum of ``x_k * w_k`` over constant weights: an XNOR-popcount tree.
-
-    For binary activations (``binary=True``, 1-bit inputs) the output is
-    ``popcount(XNOR(x, w))``: a weight bit 1 keeps the input bit (a wire),
-    0 inverts it. For integer inputs (``binary=False``) the weight is a sign
-    (1 -> +x, 0 -> -x) and the output is the signed sum.
-
-    Parameters
-    ----------
-    weights : array of bool, shape (n,)
-    binary : bool
-        1-bit activations meaning -1/+1 (popcount form) versus integers.
-    input_bits : int
-        Bits per input element (1 for binary activations).
-    input_signed : bool
-        Multi-bit inputs are two's complement when True.
-    adder_levels_per_stage : int
-        A register after every this many adder levels (and after the last).
-
-    Attributes
-    ----------
-    latency : int
-        Clock cycles (with ``en`` high) from ``x`` to ``sum``.
-    sum_range : (int, int)
-        Exact range of the output.
-    register_bits : int
-        Flip-flops in the tree.
-    adders : list of int
-        Width of every two-input adder (for the resource estimate).
-
-    Ports
-    -----
-    en : In(1)
-        Register load enable.
-    x : In(n * input_bits)
-        Element k at bits ``[k*input_bits +: input_bits]``.
-    sum : Out(shape_of(*sum_range))
-    """
-
-    def __init__(
-        self,
-        weights,
-        *,
-        binary: bool = True,
-        input_bits: int = 1,
-        input_signed: bool = False,
-        adder_levels_per_stage: int = 2,
-    ):
-        self.weights = np.asarray(weights, dtype=bool).ravel()
-        self.binary = bool(binary)
-        if self.binary and input_bits != 1:
-            raise ValueError("binary XNOR-popcount takes 1-bit inputs")
-        if self.weights.size == 0:
-            raise ValueError("XnorPopcount needs at least one term")
-        if adder_levels_per_stage < 1:
-            raise ValueError("adder_levels_per_stage must be >= 1")
-        self.input_bits = int(input_bits)
-        self.input_signed = bool(input_signed)
-        self.adder_levels_per_stage = int(adder_levels_per_stage)
-        if self.binary:
-            leaves = [(0, 1)] * self.weights.size
+    q = quantizer
+    if q is None or q.mode != "threshold":
+        return raw
+    w = q.bits
+    thr = np.asarray(q.thresholds, dtype=np.int64)
+    vector = front["kind"] == "vector"
+    bits = []
+    for f in range(n if vector else front["channels"]):
+        x = raw[f * w : (f + 1) * w]
+        x = x.as_signed() if q.signed else x.as_unsigned()
+        if vector:
+            bits.append(x >= int(thr[f]))
         else:
-            if self.input_signed:
-                xl, xh = -(1 << (self.input_bits - 1)), (1 << (self.input_bits - 1)) - 1
+            t = thr[f].ravel()  # (H * W,) thresholds of channel f, raster order
+            if np.all(t == t[0]):
+                bits.append(x >= int(t[0]))
             else:
-                xl, xh = 0, (1 << self.input_bits) - 1
-            leaves = [(xl, xh) if w else (-xh, -xl) for w in self.weights]
-        levels = [leaves]
-        while len(levels[-1]) > 1:
-            prev = levels[-1]
-            nxt = []
-            for i in range(0, len(prev), 2):
-                if i + 1 < len(prev):
-                    nxt.append((prev[i][0] + prev[i + 1][0], prev[i][1] + prev[i + 1][1]))
-                else:
-                    nxt.append(prev[i])
-            levels.append(nxt)
-        self._levels = levels
-        n_levels = len(levels) - 1
-        r = self.adder_levels_per_stage
-        self._registered = {i for i in range(1, n_levels + 1) if i % r == 0 or i == n_levels}
-        self.latency = len(self._registered)
-        self.register_bits = sum(width_of(*rng) for i in self._registered for rng in levels[i])
-        self.adders = [width_of(*levels[i][j // 2]) for i in range(1, n_levels + 1) for j in range(0, len(levels[i - 1]) - 1, 2)]
-        self.sum_range = levels[-1][0]
-        super().__init__(
-            {
-                "en": In(1),
-                "x": In(self.weights.size * self.input_bits),
-                "sum": Out(shape_of(*self.sum_range)),
-            }
-        )
-
-    def elaborate(self, platform):
-        m = Module()
-        b = self.input_bits
-        nodes = []
-        for k, w in enumerate(self.weights):
-            if self.binary:
-                bit = self.x[k]
-                nodes.append(bit if w else ~bit)
-            else:
-                v = self.x[k * b : (k + 1) * b]
-                v = v.as_signed() if self.input_signed else v.as_unsigned()
-                nodes.append(v if w else -v)
-        for i in range(1, len(self._levels)):
-            nxt = []
-            for j, rng in enumerate(self._levels[i]):
-                a = 2 * j
-                expr = nodes[a] + nodes[a + 1] if a + 1 < len(nodes) else nodes[a]
-                sig = Signal(shape_of(*rng), name=f"l{i}_{j}")
-                if i in self._registered:
-                    with m.If(self.en):
-                        m.d.sync += sig.eq(expr)
-                else:
-                    m.d.comb += sig.eq(expr)
-                nxt.append(sig)
-            nodes = nxt
-        m.d.comb += self.sum.eq(nodes[0])
-        return m
+                table = Array([Const(int(v), shape_of(int(t.min()), int(t.max()))) for v in t])
+                bits.append(x >= table[index])
+    return Cat(*bits)
 
 
 class DeltaUpdate(wiring.Component):
     """Reconstruct a child channel from its parent: the reuse identity in hardware.
 
     ``out = base + 2 * corr + bias`` with ``base = parent`` on a plain edge and
-    ``base = offset - parent`` on a negation edge. Combinational.
-
-    Binary layers work on popcounts p (y = 2p - N): use :meth:`binary`, which
-    sets ``corr = q`` (popcount over the correction positions of XNOR with
-    the child's weights), ``bias = -d`` and ``offset = N``, so
-    ``p_j = p_i + 2q - d`` (plain) or ``N - p_i + 2q - d`` (negated).
-    Integer-input layers work on y directly: :meth:`integer`, with ``corr``
-    the signed sum over the correction positions, ``bias = 0``, ``offset = 0``.
+    ``base = offset - parent`` on a negation edge (:class:`~mstbnn.hw.stage_plan.DeltaParams`:
+    the popcount-domain and the integer-domain forms). Combinational.
 
     Ports
     -----
@@ -210,55 +85,30 @@ class DeltaUpdate(wiring.Component):
     out : Out(shape_of(*out_range))
     """
 
-    def __init__(self, parent_range, corr_range, out_range, *, negate: bool, offset: int, bias: int):
-        self.parent_range = tuple(int(v) for v in parent_range)
-        self.corr_range = tuple(int(v) for v in corr_range)
-        self.out_range = tuple(int(v) for v in out_range)
-        self.negate = bool(negate)
-        self.offset = int(offset)
-        self.bias = int(bias)
+    def __init__(self, params: DeltaParams):
+        self.params = params
         super().__init__(
             {
-                "parent": In(shape_of(*self.parent_range)),
-                "corr": In(shape_of(*self.corr_range)),
-                "out": Out(shape_of(*self.out_range)),
+                "parent": In(shape_of(*params.parent_range)),
+                "corr": In(shape_of(*params.corr_range)),
+                "out": Out(shape_of(*params.out_range)),
             }
         )
 
-    @classmethod
-    def binary(cls, n: int, d: int, negate: bool = False) -> "DeltaUpdate":
-        """Popcount-domain unit for an N-input layer and a d-position correction."""
-        return cls((0, n), (0, d), (0, n), negate=negate, offset=n, bias=-d)
-
-    @classmethod
-    def integer(cls, parent_range, corr_range, out_range, negate: bool = False) -> "DeltaUpdate":
-        """Sum-domain unit for an integer-input layer."""
-        return cls(parent_range, corr_range, out_range, negate=negate, offset=0, bias=0)
-
-    @property
-    def adder_width(self) -> int:
-        return width_of(*self.out_range)
-
     def elaborate(self, platform):
         m = Module()
+        p = self.params
         # Fold the constants into the small correction first so the wide
         # operand goes through exactly one adder.
-        if self.negate:
-            m.d.comb += self.out.eq((self.corr * 2 + (self.offset + self.bias)) - self.parent)
+        if p.negate:
+            m.d.comb += self.out.eq((self.corr * 2 + (p.offset + p.bias)) - self.parent)
         else:
-            m.d.comb += self.out.eq(self.parent + (self.corr * 2 + self.bias))
+            m.d.comb += self.out.eq(self.parent + (self.corr * 2 + p.bias))
         return m
 
 
 class DeltaThreshold(wiring.Component):
-    """A leaf child's delta update fused with its threshold: one adder, its sign is the bit.
-
-    A leaf only needs its output bit, so instead of computing
-    ``v = base + 2 * corr + bias`` and then comparing ``v`` with the cut,
-    it computes ``v - cut`` (direction +1) or ``cut - v`` (direction -1) in
-    one adder and takes the complement of the sign: one carry chain instead
-    of two. Same parameters as :class:`DeltaUpdate` plus the threshold (in
-    the y domain, with ``y = scale * v + ybias``).
+    """A leaf child's delta update fused with its threshold (:class:`~mstbnn.hw.stage_plan.FusedLeaf`): one adder, its sign is the bit.
 
     Ports
     -----
@@ -267,62 +117,27 @@ class DeltaThreshold(wiring.Component):
     bit : Out(1)
     """
 
-    def __init__(self, delta: "DeltaUpdate", threshold: int, direction: int, *, scale: int = 1, ybias: int = 0):
-        self.delta = delta
-        delta._MustUse__silence = True  # only its parameters are used
-        self.direction = 1 if int(direction) > 0 else -1
-        self.cut, self.constant = threshold_cut(delta.out_range, threshold, self.direction, scale, ybias)
-        # diff = sign_p * parent + sign_c * 2 * corr + const, with bit = diff >= 0.
-        sign_p = -1 if delta.negate else 1
-        const = delta.bias + (delta.offset if delta.negate else 0)
-        if self.direction > 0:  # v - cut
-            self.sign_p, self.sign_c, self.const = sign_p, 1, const - self.cut
-        else:  # cut - v
-            self.sign_p, self.sign_c, self.const = -sign_p, -1, self.cut - const
-        plo, phi = delta.parent_range
-        clo, chi = delta.corr_range
-        terms = [sorted((self.sign_p * plo, self.sign_p * phi)), sorted((2 * self.sign_c * clo, 2 * self.sign_c * chi))]
-        self.diff_range = (terms[0][0] + terms[1][0] + self.const, terms[0][1] + terms[1][1] + self.const)
+    def __init__(self, leaf: FusedLeaf):
+        self.leaf = leaf
         super().__init__(
             {
-                "parent": In(shape_of(*delta.parent_range)),
-                "corr": In(shape_of(*delta.corr_range)),
+                "parent": In(shape_of(*leaf.delta.parent_range)),
+                "corr": In(shape_of(*leaf.delta.corr_range)),
                 "bit": Out(1),
             }
         )
 
-    @property
-    def adder_width(self) -> int:
-        return shape_of(min(self.diff_range[0], -1), max(self.diff_range[1], 0)).width
-
     def elaborate(self, platform):
         m = Module()
-        if self.constant is not None:
-            m.d.comb += self.bit.eq(self.constant)
+        leaf = self.leaf
+        if leaf.constant is not None:
+            m.d.comb += self.bit.eq(leaf.constant)
             return m
-        small = self.corr * 2 + self.const if self.sign_c > 0 else self.const - self.corr * 2
-        expr = self.parent + small if self.sign_p > 0 else small - self.parent
-        diff = Signal(shape_of(min(self.diff_range[0], -1), max(self.diff_range[1], 0)))
+        small = self.corr * 2 + leaf.const if leaf.sign_c > 0 else leaf.const - self.corr * 2
+        expr = self.parent + small if leaf.sign_p > 0 else small - self.parent
+        diff = Signal(shape_of(*leaf.diff_bounds))
         m.d.comb += [diff.eq(expr), self.bit.eq(~diff[-1])]
         return m
-
-
-def threshold_cut(value_range, threshold: int, direction: int, scale: int, bias: int):
-    """Move ``y >= t`` / ``y <= t`` (y = scale * v + bias) into v's domain.
-
-    Returns (cut, constant): the hardware compares ``v >= cut`` (direction
-    +1) or ``v <= cut`` (-1); ``constant`` is 0 or 1 when the outcome is the
-    same for every v in ``value_range``, else None.
-    """
-    lo, hi = value_range
-    num = int(threshold) - int(bias)
-    if direction > 0:
-        cut = -((-num) // scale)  # v >= ceil((t - b) / a)
-        constant = 1 if cut <= lo else 0 if cut > hi else None
-    else:
-        cut = num // scale  # v <= floor((t - b) / a)
-        constant = 1 if cut >= hi else 0 if cut < lo else None
-    return cut, constant
 
 
 class ThresholdUnit(wiring.Component):
@@ -406,9 +221,8 @@ class WindowGenerator(wiring.Component):
         if k > self.padded_height or k > self.padded_width:
             raise ValueError("kernel larger than the padded image")
         self.out_height, self.out_width = window_output_size(self.height, self.width, k, s, p)
-        self.depth = (k - 1) * self.padded_width + k
+        self.depth = window_taps(k, self.padded_width)
         pix = self.channels * self.elem_bits
-        self.register_bits = self.depth * pix + 1
         super().__init__(
             {
                 "en": In(1),
@@ -499,7 +313,6 @@ class Collector(wiring.Component):
     def __init__(self, channels: int, height: int, width: int, elem_bits: int = 1):
         self.channels, self.height, self.width, self.elem_bits = int(channels), int(height), int(width), int(elem_bits)
         self.pixels = self.height * self.width
-        self.register_bits = self.pixels * self.channels * self.elem_bits + 1
         super().__init__(
             {
                 "en": In(1),
@@ -560,10 +373,5 @@ def stage_signature(in_width: int, out_width) -> dict:
 
 
 def argmax_payload(classes: int, score_width: int) -> data.StructLayout:
-    """The argmax stages' output payload: the scores (class c at ``[c*S +: S]``) and the class index."""
+    """The argmax stages' output payload: the scores (class c at ``[c*score_width +: score_width]``) and the class index."""
     return data.StructLayout({"scores": classes * score_width, "index": class_index_width(classes)})
-
-
-def class_index_width(n: int) -> int:
-    """Bits of a class index among ``n`` classes: ceil(log2 n), at least 1."""
-    return max(1, int(n - 1).bit_length())

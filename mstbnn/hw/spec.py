@@ -21,8 +21,10 @@ needs) plus everything needed to rebuild exactly that engine:
   every reader refuses it.
 
 Every later step (sim, prove, synth, bitstream, run) reads the spec with
-:func:`load_spec` (which refuses a stale or incomplete one with one line) and
-builds the engine with :func:`build_engine`: none rebuilds from defaults.
+:func:`load_spec` (which refuses a stale or incomplete one with one line),
+plans the engine with :func:`plan_engine` (what estimates and fit checks
+read, nothing built) and builds it with :func:`engine_hardware`
+(:func:`build_engine` does both): none rebuilds from defaults.
 Choosing options for a device is the pass :func:`configure`, run by
 ``verilog --device D``; its choice is written into the spec.
 """
@@ -38,7 +40,7 @@ from mstbnn import __version__
 from mstbnn.artefact import network_digest, rtl_dir, spec_path, verilog_path
 from mstbnn.errors import UserError
 
-__all__ = ["EngineSpec", "UNROLLED_DEFAULTS", "configure", "build_engine", "write_engine", "generate", "load_spec", "verilog_flags"]
+__all__ = ["EngineSpec", "UNROLLED_DEFAULTS", "configure", "plan_engine", "engine_hardware", "build_engine", "write_engine", "generate", "load_spec", "verilog_flags"]
 
 SPEC_FORMAT = "mstbnn-engine"
 SPEC_VERSION = 1
@@ -131,33 +133,49 @@ def configure(net, spec: EngineSpec, device=None):
             net, config, _ = choose_config(net, device, reuse=spec.reuse)
             spec.device = device.name
         else:
-            from mstbnn.hw.folded.network import FoldedNetworkEngine
+            from mstbnn.hw.folded.network import FoldedEnginePlan
 
-            config = FoldedNetworkEngine(net, reuse=spec.reuse).config
+            config = FoldedEnginePlan(net, reuse=spec.reuse).config
         spec.options = {"config": [[int(s), int(g)] for s, g in config]}
     elif device is not None:
         spec.device = device.name
     return net, spec
 
 
-def build_engine(net, spec: EngineSpec):
-    """The one factory: the Amaranth engine that ``spec`` describes, for ``net``.
+def plan_engine(net, spec: EngineSpec):
+    """The plan of the engine that ``spec`` describes, for ``net``: everything decided, nothing built.
 
     A folded spec's ``config`` is set to the (S, G) pairs the engine really
     uses (S is capped at each layer's fan-in), so the spec records them.
     """
     if spec.engine == "folded":
-        from mstbnn.hw.folded.network import FoldedNetworkEngine
+        from mstbnn.hw.folded.network import FoldedEnginePlan
 
         config = spec.options.get("config")
         if config is not None:  # one (S, G) pair for every layer, or one pair per layer
             config = tuple(config) if isinstance(config[0], int) else [tuple(c) for c in config]
-        engine = FoldedNetworkEngine(net, reuse=spec.reuse, config=config)
-        spec.options = {**spec.options, "config": [[int(s), int(g)] for s, g in engine.config]}
-        return engine
+        plan = FoldedEnginePlan(net, reuse=spec.reuse, config=config)
+        spec.options = {**spec.options, "config": [[int(s), int(g)] for s, g in plan.config]}
+        return plan
+    from mstbnn.hw.network import UnrolledEnginePlan
+
+    return UnrolledEnginePlan(net, reuse=spec.reuse, **spec.options)
+
+
+def engine_hardware(plan):
+    """The Amaranth engine of a plan from :func:`plan_engine`."""
+    if plan.kind == "folded":
+        from mstbnn.hw.folded.network import FoldedNetworkEngine
+
+        return FoldedNetworkEngine(plan=plan)
     from mstbnn.hw.network import NetworkEngine
 
-    return NetworkEngine(net, reuse=spec.reuse, **spec.options)
+    return NetworkEngine(plan=plan)
+
+
+def build_engine(net, spec: EngineSpec):
+    """The one factory: the Amaranth engine that ``spec`` describes, for ``net`` (see :func:`plan_engine`)."""
+    return engine_hardware(plan_engine(net, spec))
 
 
 def write_engine(engine, spec: EngineSpec, rtl, *, network=None, before_spec=None) -> Path:

@@ -7,7 +7,7 @@ weights, with ``e_k = 2 b_k - 1`` for bits and the raw integer for an
 integer input; a hidden layer's output bit is ``[y_j >= t_j]`` (direction
 +1) or ``[y_j <= t_j]`` (-1); the scores are the last layer's ``y``; the
 class is the lowest-index argmax. Raw input value f is bits
-``[f*W, (f+1)*W)`` of ``in_data`` (two's complement when signed).
+``[f*input_width, (f+1)*input_width)`` of ``in_data`` (two's complement when signed).
 """
 
 from __future__ import annotations

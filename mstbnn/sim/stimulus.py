@@ -1,7 +1,7 @@
 """Input vectors, their stream beats, and what the golden executor expects of them.
 
 The top-level stream contract (see :mod:`mstbnn.hw`): raw input integers,
-value f of a beat at bits ``[f*W +: W]`` (two's complement when the input
+value f of a beat at bits ``[f*input_width +: input_width]`` (two's complement when the input
 quantiser is signed). A dense-first network takes one whole (flattened)
 vector per beat; a conv-first network takes one pixel with all C_in values
 per beat, in raster order, H*W beats per image.
@@ -48,7 +48,7 @@ def to_beats(net: Network, x: np.ndarray) -> np.ndarray:
 
 
 def pack_beat(values, width: int) -> int:
-    """One beat's values as the unsigned integer on ``in_data`` (value f at [f*W +: W])."""
+    """One beat's values as the unsigned integer on ``in_data`` (value f at [f*input_width +: input_width])."""
     mask = (1 << width) - 1
     word = 0
     for f, v in enumerate(values):
@@ -57,7 +57,7 @@ def pack_beat(values, width: int) -> int:
 
 
 def split_scores(word: int, n_classes: int, width: int) -> list[int]:
-    """``out_scores`` (class c at [c*S +: S], two's complement) as signed integers."""
+    """``out_scores`` (class c at [c*score_width +: score_width], two's complement) as signed integers."""
     mask = (1 << width) - 1
     sign = 1 << (width - 1)
     scores = []

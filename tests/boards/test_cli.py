@@ -67,6 +67,23 @@ def test_design_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys):
     assert not (d / "synth.json").exists() and not (d / "synth").exists()
 
 
+def test_fit_refusal_builds_no_hardware(tmp_path, capsys):
+    """The fit check reads the engine's plan: nothing is built, so Amaranth has no unused component to warn about."""
+    import gc
+    import warnings
+
+    from amaranth.hdl import UnusedElaboratable
+
+    d, _ = _artefact(tmp_path, features=128, hidden=(128,), bits=1, clustered=False, engine=True)
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["synth", str(d), "--device", "ice40-up5k"]) == 2
+        gc.collect()  # an engine built and dropped warns when it is collected
+    assert "does not fit ice40-up5k" in capsys.readouterr().err
+    assert not [w for w in caught if issubclass(w.category, UnusedElaboratable)]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["synth", "{d}", "--device", "virtex"], "unknown device 'virtex'"),
     (["synth", "{d}/nope", "--device", "ice40-up5k"], "no such directory"),

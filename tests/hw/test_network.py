@@ -11,7 +11,7 @@ from mstbnn.compiler.ir import BinaryDense, InputQuantizer, Network
 from mstbnn.compiler.random import random_conv_network, random_dense_network, random_inputs
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.errors import UserError
-from mstbnn.hw.network import NetworkEngine
+from mstbnn.hw.network import NetworkEngine, UnrolledEnginePlan
 from tests.hw.streams import pack, run_stream, unpack
 
 
@@ -164,7 +164,7 @@ def test_conv_network_bit_exact_with_stalls(case, input_mode, reuse):
 def test_conv_first_ii_is_padded_raster():
     rng = np.random.default_rng(9)
     net = schedule_network(random_conv_network(rng, input_shape=(1, 6, 5), convs=((3, 3, 1, 1, False),), classes=2))
-    engine = NetworkEngine(net)
+    engine = UnrolledEnginePlan(net)
     assert engine.initiation_interval == (6 + 2) * (5 + 2)
 
 
@@ -184,5 +184,5 @@ def test_reuse_without_schedule_is_a_user_error():
     rng = np.random.default_rng(0)
     net = random_dense_network(rng, features=4, hidden=(), classes=2)
     with pytest.raises(UserError, match="schedule"):
-        NetworkEngine(net)
-    NetworkEngine(net, reuse=False)  # the baseline needs no schedule
+        UnrolledEnginePlan(net)
+    UnrolledEnginePlan(net, reuse=False)  # the baseline needs no schedule

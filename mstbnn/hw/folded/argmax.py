@@ -23,7 +23,9 @@ from __future__ import annotations
 from amaranth.hdl import Array, Module, Signal, signed
 from amaranth.lib import wiring
 
-from mstbnn.hw.components import argmax_payload, class_index_width, stage_signature
+from mstbnn.hw.components import argmax_payload, stage_signature
+from mstbnn.hw.folded.plan import SequentialArgmaxPlan
+from mstbnn.hw.stage_plan import class_index_width
 
 __all__ = ["SequentialArgmax"]
 
@@ -31,22 +33,17 @@ __all__ = ["SequentialArgmax"]
 class SequentialArgmax(wiring.Component):
     """Scores in, (class, scores) out; lowest index on ties.
 
-    Ports: stream ``i`` (class c's signed score at ``[c*S +: S]``), stream ``o``
+    Ports: stream ``i`` (class c's signed score at ``[c*score_width +: score_width]``), stream ``o``
     (:func:`~mstbnn.hw.components.argmax_payload`: the same scores and the class index).
     """
 
-    def __init__(self, classes: int, score_width: int):
-        self.classes, self.score_width = int(classes), int(score_width)
-        width = self.classes * self.score_width
-        super().__init__(stage_signature(width, argmax_payload(self.classes, self.score_width)))
-
-    @property
-    def timing(self) -> dict:
-        return {"kind": "argmax", "classes": self.classes}
+    def __init__(self, plan: SequentialArgmaxPlan):
+        self.plan = plan
+        super().__init__(stage_signature(plan.in_width, argmax_payload(plan.classes, plan.score_width)))
 
     def elaborate(self, platform):
         m = Module()
-        c, s = self.classes, self.score_width
+        c, s = self.plan.classes, self.plan.score_width
         scores = Signal(c * s)
         table = Array([scores[i * s : (i + 1) * s].as_signed() for i in range(c)])
         busy = Signal()

@@ -24,10 +24,11 @@ from __future__ import annotations
 import math
 
 from mstbnn.compiler.cost import clog2
-from mstbnn.hw.components import WindowGenerator, width_of
-from mstbnn.hw.folded.plan import LayerPlan, cycles_edge_cost, window_cycles
+from mstbnn.hw.folded.plan import FoldedStagePlan, LayerPlan, cycles_edge_cost, window_cycles
 from mstbnn.hw.folded.reader import PAD_WORDS
+from mstbnn.hw.folded.timing import window_busy_cycles
 from mstbnn.hw.plan import PoolItem, stream_items
+from mstbnn.hw.stage_plan import width_of, window_register_bits
 
 __all__ = [
     "MUX_LUT",
@@ -73,16 +74,8 @@ def _front_ffs(front: dict, elem_bits: int, n: int) -> int:
         return n * elem_bits + 1
     if kind == "collect":
         return front["height"] * front["width"] * front["channels"] * elem_bits + 1
-    wg = WindowGenerator(front["channels"], front["height"], front["width"], front["kernel"], front["stride"],
-                         front["padding"], elem_bits=elem_bits)
-    ffs = wg.register_bits + 2 * clog2(wg.padded_width) + clog2(front["height"] * front["width"])
-    _discard(wg)
-    return ffs
-
-
-def _discard(component) -> None:
-    """Mark a component built only for its plan as used (no UnusedElaboratable warning)."""
-    component._MustUse__silence = True
+    padded_width = front["width"] + 2 * front["padding"]
+    return window_register_bits(front, elem_bits) + 2 * clog2(padded_width) + clog2(front["height"] * front["width"])
 
 
 def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family: str = "ecp5") -> dict:
@@ -140,10 +133,9 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
 
 
 def _pool_estimate(stage) -> dict:
+    """A max-pool stage (a :class:`~mstbnn.hw.plan.PoolItem` or its plan): window front without padding, OR, register."""
     f = stage.front
-    wg = WindowGenerator(f["channels"], f["height"], f["width"], f["kernel"], f["stride"], 0)
-    ffs = wg.register_bits + f["channels"] + 1 + 2 * clog2(wg.padded_width)
-    _discard(wg)
+    ffs = window_register_bits(f) + f["channels"] + 1 + 2 * clog2(f["width"])
     luts = f["channels"] * math.ceil((f["kernel"] ** 2 - 1) / 3) + 16
     return {"luts": luts, "carry": 0, "ffs": ffs, "bram": 0}
 
@@ -158,17 +150,15 @@ def _argmax_estimate(classes: int, score_width: int) -> dict:
     }
 
 
-def estimate_engine(engine, family: str = "ecp5") -> dict:
-    """Estimate of a :class:`~mstbnn.hw.folded.network.FoldedNetworkEngine`: totals plus per stage."""
-    from mstbnn.hw.folded.stage import FoldedStage
-
+def estimate_engine(plan, family: str = "ecp5") -> dict:
+    """Estimate of a :class:`~mstbnn.hw.folded.network.FoldedEnginePlan`: totals plus per stage."""
     parts = []
-    for stage in engine.stages[:-1]:
-        if isinstance(stage, FoldedStage):
-            parts.append(estimate_layer(stage.plan, stage.front, scores=stage.threshold is None, family=family))
+    for stage in plan.stages[:-1]:
+        if isinstance(stage, FoldedStagePlan):
+            parts.append(estimate_layer(stage.layer, stage.front, scores=stage.threshold is None, family=family))
         else:
             parts.append(_pool_estimate(stage))
-    parts.append(_argmax_estimate(engine.classes, engine.score_width))
+    parts.append(_argmax_estimate(plan.classes, plan.score_width))
     return _total(parts)
 
 
@@ -322,7 +312,7 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
 
     def busy(k, s, g, mode):
         walk = window_cycles(schedule(k, s, g, mode), binaries[k].layer.fan_in, s, g)
-        return windows[k] * (3 if walk == 1 else walk + 1)
+        return windows[k] * window_busy_cycles(walk)
 
     start = [(min(SIMD_CHOICES[0], it.layer.fan_in), GATHER_CHOICES[0]) for it in binaries]
     modes = ("fast", "small") if reuse else ("fast",)

@@ -1,10 +1,10 @@
 """The whole network as one folded, valid/ready stream component.
 
 Same top-level port contract as the unrolled :class:`mstbnn.hw.network.NetworkEngine`
-(``in_valid``/``in_ready``/``in_data`` raw inputs, value f at ``[f*W +: W]``,
+(``in_valid``/``in_ready``/``in_data`` raw inputs, value f at ``[f*input_width +: input_width]``,
 one vector per beat for dense-first networks, one pixel per beat in raster
 order for conv-first; ``out_valid``/``out_ready``/``out_class``/``out_scores``
-with class c's signed score at ``[c*S +: S]``), so simulation and board
+with class c's signed score at ``[c*score_width +: score_width]``), so simulation and board
 wrappers take either engine.
 
 Binary layers become :class:`~mstbnn.hw.folded.stage.FoldedStage` s, each
@@ -12,22 +12,22 @@ with its own S (SIMD width) and G (gather lanes); max-pools and the final
 argmax are the unrolled engine's :class:`~mstbnn.hw.layers.PoolStage` and
 the folded engine's own :class:`~mstbnn.hw.folded.argmax.SequentialArgmax`
 (one class per cycle: the unrolled engine's combinational argmax was the
-critical path of the folded designs).
+critical path of the folded designs). As for the unrolled engine, a
+:class:`FoldedEnginePlan` decides everything first (no Amaranth); the stage
+components are built when the engine is elaborated.
 """
 
 from __future__ import annotations
 
-
-from mstbnn.hw.folded.plan import LayerPlan
-from mstbnn.hw.folded.stage import FoldedStage
 from mstbnn.hw.folded.argmax import SequentialArgmax
+from mstbnn.hw.folded.plan import FoldedStagePlan, LayerPlan, SequentialArgmaxPlan
+from mstbnn.hw.folded.stage import FoldedStage
 from mstbnn.hw.layers import PoolStage
-from mstbnn.hw.network import StreamEngine
+from mstbnn.hw.network import EnginePlan, StreamEngine, from_plan
 from mstbnn.hw.plan import BinaryItem, PoolItem, stream_items
+from mstbnn.hw.stage_plan import PoolStagePlan
 
-__all__ = ["FoldedNetworkEngine", "plan_folded_stages", "layer_plans"]
-
-
+__all__ = ["FoldedEnginePlan", "FoldedNetworkEngine", "plan_folded_stages", "layer_plans", "folded_stage_component"]
 
 
 def _config_for(config, k: int, n: int):
@@ -57,22 +57,28 @@ def layer_plans(net, *, reuse: bool = True, config=None) -> list[LayerPlan]:
 
 
 def plan_folded_stages(net, *, reuse: bool = True, config=None) -> list:
-    """The stream stages of the folded engine (components, not yet elaborated)."""
+    """The stage plans of the folded engine, in stream order (the last one the argmax)."""
     items = stream_items(net, reuse)
-    plans = iter(layer_plans(net, reuse=reuse, config=config))
+    layers = iter(layer_plans(net, reuse=reuse, config=config))
     stages = []
     for item in items:
         if isinstance(item, PoolItem):
-            stages.append(PoolStage(*item.params()))
+            stages.append(PoolStagePlan.of_item(item))
             continue
-        stages.append(FoldedStage(next(plans), front=item.front, quantizer=item.quantizer, threshold=item.threshold))
+        stages.append(FoldedStagePlan(next(layers), front=item.front, quantizer=item.quantizer, threshold=item.threshold))
     scores = stages[-1]
-    stages.append(SequentialArgmax(scores.channels, scores.score_width))
+    stages.append(SequentialArgmaxPlan(scores.channels, scores.score_width))
     return stages
 
 
-class FoldedNetworkEngine(StreamEngine):
-    """The folded engine of a compiled network.
+def folded_stage_component(plan):
+    """The folded engine's component for a stage plan."""
+    kinds = {FoldedStagePlan: FoldedStage, PoolStagePlan: PoolStage, SequentialArgmaxPlan: SequentialArgmax}
+    return kinds[type(plan)](plan)
+
+
+class FoldedEnginePlan(EnginePlan):
+    """The plan of the folded engine of a compiled network.
 
     Parameters
     ----------
@@ -86,37 +92,58 @@ class FoldedNetworkEngine(StreamEngine):
 
     Attributes
     ----------
-    input_width, input_values, beats_per_image, score_width, classes :
-        As for the unrolled engine.
     latency, initiation_interval : int
         From the exact flow model (:mod:`mstbnn.hw.folded.timing`).
     flow : dict
         :func:`mstbnn.hw.folded.timing.flow_model`: also the first images'
         input and output intervals and latencies (the first image enters an
         empty pipeline, so its interval can be shorter than the II).
+    layers : list of LayerPlan
+        One per binary layer.
+    config : list of (S, G)
     window_cycles : list of int
         W per binary layer.
     """
 
+    kind = "folded"
+
     def __init__(self, net, *, reuse: bool = True, config=None):
+        stages = plan_folded_stages(net, reuse=reuse, config=config)
+        self.layers = [s.layer for s in stages if isinstance(s, FoldedStagePlan)]
+        self.config = [(p.simd, p.gather) for p in self.layers]
+        self.window_cycles = [p.window_cycles for p in self.layers]
+        super().__init__(net, reuse, stages)
+
+    def cycle_model(self) -> tuple[int, int]:
         from mstbnn.hw.folded.timing import flow_model
 
-        def cycle_model(timings, beats):
-            self.flow = flow_model(timings, beats)
-            return self.flow["latency"], self.flow["initiation_interval"]
-
-        stages = plan_folded_stages(net, reuse=reuse, config=config)
-        self.plans = [s.plan for s in stages if isinstance(s, FoldedStage)]
-        self.config = [(p.simd, p.gather) for p in self.plans]
-        self.window_cycles = [p.window_cycles for p in self.plans]
-        super().__init__(net, reuse, stages, cycle_model)
+        self.flow = flow_model([s.timing for s in self.stages], self.beats_per_image)
+        return self.flow["latency"], self.flow["initiation_interval"]
 
     @property
     def storage_bits(self) -> int:
-        return sum(p.storage_bits for p in self.plans)
+        return sum(p.storage_bits for p in self.layers)
 
     def resource_estimate(self, family: str = "ecp5") -> dict:
         """Estimated LUTs, carry cells, flip-flops and block RAMs for ``family``."""
         from mstbnn.hw.folded.estimate import estimate_engine
 
         return estimate_engine(self, family)
+
+
+class FoldedNetworkEngine(StreamEngine):
+    """The folded engine: ``FoldedNetworkEngine(net, reuse=..., config=...)`` plans it
+    (:class:`FoldedEnginePlan`); ``FoldedNetworkEngine(plan=plan)`` builds a plan made earlier.
+    """
+
+    def __init__(self, net=None, *, plan: FoldedEnginePlan | None = None, reuse: bool = True, config=None):
+        if plan is None:
+            plan = FoldedEnginePlan(net, reuse=reuse, config=config)
+        elif net is not None or config is not None:
+            raise TypeError("FoldedNetworkEngine: give a network and a config, or a plan, not both")
+        super().__init__(plan, folded_stage_component)
+
+    config = from_plan("config")
+    window_cycles = from_plan("window_cycles")
+    storage_bits = from_plan("storage_bits")
+    flow = from_plan("flow")

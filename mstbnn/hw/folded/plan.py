@@ -31,8 +31,9 @@ from mstbnn.compiler.cost import clog2, storage_bits
 from mstbnn.compiler.ir import int_range
 from mstbnn.compiler.schedule import Schedule
 from mstbnn.compiler.storage import PackedLayer, StorageLayout, pack_layer
+from mstbnn.hw.stage_plan import front_in_width, width_of
 
-__all__ = ["LayerPlan", "record_cycles", "window_cycles", "cycles_edge_cost"]
+__all__ = ["LayerPlan", "FoldedStagePlan", "SequentialArgmaxPlan", "record_cycles", "window_cycles", "cycles_edge_cost"]
 
 
 def record_cycles(schedule: Schedule, n_inputs: int, simd: int, gather: int) -> np.ndarray:
@@ -187,3 +188,64 @@ class LayerPlan:
     @property
     def slot_bits(self) -> int:
         return clog2(self.channels)
+
+
+class FoldedStagePlan:
+    """One folded binary layer as a stream stage: its :class:`LayerPlan`, front end, quantiser, threshold.
+
+    Parameters
+    ----------
+    layer : LayerPlan
+    front : dict
+        As for :class:`mstbnn.hw.stage_plan.BinaryStagePlan`: ``{"kind": "vector"}``,
+        ``{"kind": "window", channels, height, width, kernel, stride, padding}``
+        or ``{"kind": "collect", channels, height, width}``.
+    quantizer : InputQuantizer or None
+        First layer only: raw inputs are quantised in the front end.
+    threshold : Threshold or None
+        None for the score layer: its outputs are the signed sums y.
+    score_width : int or None
+        Width of each output score (score layer only); the exact width by default.
+    """
+
+    def __init__(self, layer: LayerPlan, *, front: dict, quantizer=None, threshold=None, score_width: int | None = None):
+        self.layer = layer
+        self.front = dict(front)
+        self.quantizer = quantizer
+        self.threshold = threshold
+        self.channels = layer.channels
+        self.has_children = bool((layer.schedule.parent >= 0).any())
+        if threshold is None:
+            lo, hi = layer.value_range
+            self.score_width = score_width or width_of(min(layer.y_of(lo), -1), max(layer.y_of(hi), 0))
+            self.out_width = self.channels * self.score_width
+        else:
+            self.score_width = None
+            self.out_width = self.channels
+        raw = quantizer.bits if quantizer is not None else layer.elem_bits
+        self.in_width = front_in_width(self.front, layer.n, raw)
+
+    @property
+    def window_cycles(self) -> int:
+        return self.layer.window_cycles
+
+    @property
+    def timing(self) -> dict:
+        """What the folded flow model needs: the front end and the walk length per window."""
+        return dict(self.front, walk=self.window_cycles, folded=True)
+
+
+@dataclass(frozen=True)
+class SequentialArgmaxPlan:
+    """The folded engine's argmax: one comparator, one class per cycle (:mod:`mstbnn.hw.folded.argmax`)."""
+
+    classes: int
+    score_width: int
+
+    @property
+    def in_width(self) -> int:
+        return self.classes * self.score_width
+
+    @property
+    def timing(self) -> dict:
+        return {"kind": "argmax", "classes": self.classes}

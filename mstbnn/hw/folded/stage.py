@@ -31,14 +31,14 @@ that register is free, which is the only stall.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from mstbnn.hw.components import Collector, WindowGenerator, shape_of, stage_signature
+from mstbnn.hw.components import Collector, WindowGenerator, quantize, shape_of, stage_signature
 from mstbnn.hw.folded.controller import Controller
 from mstbnn.hw.folded.datapath import GatherUnit, SimdXnorPopcount
-from mstbnn.hw.folded.plan import LayerPlan
+from mstbnn.hw.folded.plan import FoldedStagePlan, LayerPlan
 
 __all__ = ["FoldedStage", "threshold_table"]
 
@@ -62,87 +62,26 @@ def threshold_table(plan: LayerPlan, threshold) -> tuple[list[int], list[int], t
 
 
 class FoldedStage(wiring.Component):
-    """A binary layer (with its threshold) or the score layer, folded.
+    """A binary layer (with its threshold) or the score layer, folded: emits its :class:`FoldedStagePlan`."""
 
-    Parameters
-    ----------
-    plan : LayerPlan
-    front : dict
-        As for :class:`mstbnn.hw.layers.BinaryStage`: ``{"kind": "vector"}``,
-        ``{"kind": "window", channels, height, width, kernel, stride, padding}``
-        or ``{"kind": "collect", channels, height, width}``.
-    quantizer : InputQuantizer or None
-        First layer only: raw inputs are quantised in the front end.
-    threshold : Threshold or None
-        None for the score layer: its outputs are the signed sums y.
-    score_width : int or None
-        Width of each output score (score layer only); the exact width by default.
-    """
-
-    def __init__(self, plan: LayerPlan, *, front: dict, quantizer=None, threshold=None, score_width: int | None = None):
+    def __init__(self, plan: FoldedStagePlan):
         self.plan = plan
-        self.front = dict(front)
-        self.quantizer = quantizer
-        self.threshold = threshold
-        self.channels = plan.channels
-        self.has_children = bool((plan.schedule.parent >= 0).any())
-        if threshold is None:
-            lo, hi = plan.value_range
-            ylo, yhi = (plan.y_of(lo), plan.y_of(hi))
-            self.score_width = score_width or shape_of(min(ylo, -1), max(yhi, 0)).width
-            out_width = self.channels * self.score_width
-        else:
-            self.score_width = None
-            out_width = self.channels
-        raw = quantizer.bits if quantizer is not None else plan.elem_bits
-        in_width = plan.n * raw if self.front["kind"] == "vector" else self.front["channels"] * raw
-        super().__init__(stage_signature(in_width, out_width))
-
-    @property
-    def window_cycles(self) -> int:
-        return self.plan.window_cycles
-
-    @property
-    def timing(self) -> dict:
-        """What the folded flow model needs: the front end and the walk length per window."""
-        return dict(self.front, walk=self.window_cycles, folded=True)
+        super().__init__(stage_signature(plan.in_width, plan.out_width))
 
     # -- front end ------------------------------------------------------------------------
 
-    def _quantize(self, raw, index=None):
-        q = self.quantizer
-        if q is None or q.mode != "threshold":
-            return raw
-        w = q.bits
-        thr = np.asarray(q.thresholds, dtype=np.int64)
-        kind = self.front["kind"]
-        count = self.plan.n if kind == "vector" else self.front["channels"]
-        bits = []
-        for f in range(count):
-            x = raw[f * w : (f + 1) * w]
-            x = x.as_signed() if q.signed else x.as_unsigned()
-            if kind == "vector":
-                bits.append(x >= int(thr[f]))
-            else:
-                t = thr[f].ravel()  # channel f's thresholds, raster order
-                if np.all(t == t[0]):
-                    bits.append(x >= int(t[0]))
-                else:
-                    table = Array([Const(int(v), shape_of(int(t.min()), int(t.max()))) for v in t])
-                    bits.append(x >= table[index])
-        return Cat(*bits)
-
     def _front(self, m, en):
-        b = self.plan.elem_bits
-        kind = self.front["kind"]
+        layer, q = self.plan.layer, self.plan.quantizer
+        b = layer.elem_bits
+        kind = self.plan.front["kind"]
         if kind == "vector":
-            x0 = Signal(self.plan.n * b, name="x0")
+            x0 = Signal(layer.n * b, name="x0")
             valid0 = Signal(name="valid0")
             with m.If(en):
-                m.d.sync += [x0.eq(self._quantize(self.i.payload)), valid0.eq(self.i.valid)]
+                m.d.sync += [x0.eq(quantize(self.i.payload, q, self.plan.front, layer.n)), valid0.eq(self.i.valid)]
             m.d.comb += self.i.ready.eq(en)
             return x0, valid0
-        f = self.front
+        f = self.plan.front
         if kind == "window":
             m.submodules.window = wg = WindowGenerator(
                 f["channels"], f["height"], f["width"], f["kernel"], f["stride"], f["padding"], elem_bits=b
@@ -151,7 +90,7 @@ class FoldedStage(wiring.Component):
                 wg.en.eq(en),
                 wg.in_valid.eq(self.i.valid),
                 self.i.ready.eq(wg.in_ready),
-                wg.in_data.eq(self._quantize(self.i.payload, wg.in_index)),
+                wg.in_data.eq(quantize(self.i.payload, q, self.plan.front, layer.n, wg.in_index)),
             ]
             return wg.window, wg.window_valid
         m.submodules.collect = col = Collector(f["channels"], f["height"], f["width"], elem_bits=b)
@@ -162,13 +101,13 @@ class FoldedStage(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        plan = self.plan
-        c, n = plan.channels, plan.n
+        plan, layer = self.plan, self.plan.layer
+        c, n = layer.channels, layer.n
         en_front = Signal()
         x, window_valid = self._front(m, en_front)
 
         # -- stage A: walk the store ---------------------------------------------------
-        m.submodules.ctrl = ctrl = Controller(plan)
+        m.submodules.ctrl = ctrl = Controller(layer)
         taken = Signal()  # the held window's walk is complete; the datapath still reads it
         pending = Signal()  # a walked window has not reached the output register yet
         out_free = ~self.o.valid | self.o.ready
@@ -194,11 +133,11 @@ class FoldedStage(wiring.Component):
         with m.If(release):
             m.d.sync += taken.eq(0)
 
-        dom = dict(elem_bits=plan.elem_bits, binary=plan.binary, elem_signed=plan.elem_signed)
-        m.submodules.simd = simd = SimdXnorPopcount(n, plan.simd, **dom)
+        dom = dict(elem_bits=layer.elem_bits, binary=layer.binary, elem_signed=layer.elem_signed)
+        m.submodules.simd = simd = SimdXnorPopcount(n, layer.simd, **dom)
         m.d.comb += [simd.window.eq(x), simd.chunk.eq(b["chunk"]), simd.weights.eq(b["weights"])]
-        if self.has_children:
-            m.submodules.gather = gat = GatherUnit(n, plan.gather, plan.layout.index_bits, **dom)
+        if plan.has_children:
+            m.submodules.gather = gat = GatherUnit(n, layer.gather, layer.layout.index_bits, **dom)
             m.d.comb += [gat.window.eq(x), gat.index.eq(b["index"]), gat.sign.eq(b["sign"]), gat.count.eq(b["count"])]
             step_sum = Signal(shape_of(min(simd.sum_range[0], gat.sum_range[0], 0), max(simd.sum_range[1], gat.sum_range[1])))
             m.d.comb += step_sum.eq(Mux(b["is_root"], simd.sum, gat.sum))
@@ -206,7 +145,7 @@ class FoldedStage(wiring.Component):
             step_sum = Signal(shape_of(min(simd.sum_range[0], 0), simd.sum_range[1]))
             m.d.comb += step_sum.eq(simd.sum)
 
-        vlo, vhi = plan.value_range
+        vlo, vhi = layer.value_range
         vshape = shape_of(min(vlo, 0), vhi)
         acc = Signal(vshape)
         acc_next = Signal(vshape)
@@ -231,7 +170,7 @@ class FoldedStage(wiring.Component):
                 ]
 
         value = Signal(vshape)
-        if self.has_children:
+        if plan.has_children:
             m.submodules.sums = sums = Memory(shape=vshape, depth=c, init=[])
             wp = sums.write_port()
             rp = sums.read_port(transparent_for=(wp,))
@@ -239,7 +178,7 @@ class FoldedStage(wiring.Component):
             # finishing in that same cycle is forwarded by the transparent port.
             m.d.comb += [rp.addr.eq(b["parent"]), wp.addr.eq(f_slot), wp.data.eq(value), wp.en.eq(f_valid)]
             parent = rp.data
-            if plan.binary:
+            if layer.binary:
                 base = Mux(f_neg, n - parent, parent)
                 child = base + 2 * f_raw - f_len
             else:
@@ -250,9 +189,9 @@ class FoldedStage(wiring.Component):
             m.d.comb += value.eq(f_raw)
 
         slot_of = np.empty(c, dtype=np.int64)
-        slot_of[plan.schedule.order] = np.arange(c)
-        if self.threshold is not None:
-            cuts, dirs, (clo, chi) = threshold_table(plan, self.threshold)
+        slot_of[layer.schedule.order] = np.arange(c)
+        if plan.threshold is not None:
+            cuts, dirs, (clo, chi) = threshold_table(layer, plan.threshold)
             cshape = shape_of(clo, chi)
             cw = cshape.width
             entries = [(cut & ((1 << cw) - 1)) | (d << cw) for cut, d in zip(cuts, dirs)]
@@ -266,9 +205,9 @@ class FoldedStage(wiring.Component):
             res_next = Cat(res[1:], bit) if c > 1 else bit
             outs = [res_next[int(slot_of[j])] for j in range(c)]
         else:
-            sw = self.score_width
+            sw = plan.score_width
             y = Signal(signed(sw))
-            m.d.comb += y.eq(value * 2 - n if plan.binary else value)
+            m.d.comb += y.eq(value * 2 - n if layer.binary else value)
             res = Signal(c * sw)
             res_next = Cat(res[sw:], y) if c > 1 else y
             outs = [res_next[int(slot_of[j]) * sw : (int(slot_of[j]) + 1) * sw] for j in range(c)]

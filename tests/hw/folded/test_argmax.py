@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mstbnn.hw.folded.argmax import SequentialArgmax
+from mstbnn.hw.folded.plan import SequentialArgmaxPlan
 from tests.hw.streams import pack, run_stream, unpack
 
 
@@ -18,7 +19,7 @@ def test_argmax_against_numpy(classes, width):
     beats = [pack(row, width) for row in scores]
     want_cls = np.argmax(scores, axis=1).tolist()  # first maximum: the lowest index
     for stall in (0.5, 1.0):
-        dut = SequentialArgmax(classes, width)
+        dut = SequentialArgmax(SequentialArgmaxPlan(classes, width))
         outs, ins, out_cycles = run_stream(dut, beats, len(beats), in_prob=stall, out_prob=stall, seed=classes,
                                            out_ports=("o.payload.index", "o.payload.scores"))
         assert [o[0] for o in outs] == want_cls

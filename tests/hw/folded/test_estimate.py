@@ -9,7 +9,7 @@ from mstbnn.compiler.compile import schedule_network
 from mstbnn.compiler.random import random_conv_network, random_dense_network
 from mstbnn.errors import UserError
 from mstbnn.hw.folded.estimate import bram_blocks, choose_config, estimate_network
-from mstbnn.hw.folded.network import FoldedNetworkEngine
+from mstbnn.hw.folded.network import FoldedEnginePlan, FoldedNetworkEngine
 from mstbnn.hw.folded.plan import cycles_edge_cost, window_cycles
 
 
@@ -39,7 +39,7 @@ def test_cycles_edge_cost_prices_roots_by_simd_and_children_by_gather():
 def test_engine_estimate_equals_the_fast_network_estimate(reuse):
     rng = np.random.default_rng(1)
     net = schedule_network(random_conv_network(rng, (1, 6, 6), ((4, 3, 1, 1, True),), hidden=(6,), classes=3))
-    eng = FoldedNetworkEngine(net, reuse=reuse, config=(8, 2))
+    eng = FoldedEnginePlan(net, reuse=reuse, config=(8, 2))
     a = eng.resource_estimate("ecp5")
     b = estimate_network(net, reuse=reuse, config=(8, 2))
     assert {k: a[k] for k in ("luts", "carry", "ffs", "bram")} == {k: b[k] for k in ("luts", "carry", "ffs", "bram")}
@@ -56,7 +56,7 @@ def test_choice_fits_the_budget_and_a_bigger_device_is_never_slower():
         chosen, cfg, est = choose_config(net, dev)
         assert est["luts"] + 2 * est["carry"] <= 0.85 * dev.luts and est["bram"] <= dev.bram
         assert all(s <= layer.fan_in for (s, _), (_, layer) in zip(cfg, chosen.binary_layers()))
-        eng = FoldedNetworkEngine(chosen, config=cfg)
+        eng = FoldedEnginePlan(chosen, config=cfg)
         assert eng.window_cycles == [
             window_cycles(layer.schedule, layer.fan_in, s, g) for (s, g), (_, layer) in zip(cfg, chosen.binary_layers())
         ]

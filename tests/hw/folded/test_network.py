@@ -8,7 +8,7 @@ from mstbnn.compiler.compile import schedule_network
 from mstbnn.compiler.execute import run
 from mstbnn.compiler.random import random_conv_network, random_dense_network, random_inputs
 from mstbnn.errors import UserError
-from mstbnn.hw.folded.network import FoldedNetworkEngine
+from mstbnn.hw.folded.network import FoldedEnginePlan, FoldedNetworkEngine
 from mstbnn.hw.folded.timing import bottleneck_cycles
 from tests.hw.streams import pack, run_stream, unpack
 
@@ -103,8 +103,8 @@ def test_negation_and_depth_limited_schedules(options):
 def test_reuse_saves_cycles_and_storage_on_clustered_weights():
     rng = np.random.default_rng(5)
     net = schedule_network(random_dense_network(rng, features=64, hidden=(32,), classes=4))
-    reuse = FoldedNetworkEngine(net, reuse=True, config=(8, 4))
-    plain = FoldedNetworkEngine(net, reuse=False, config=(8, 4))
+    reuse = FoldedEnginePlan(net, reuse=True, config=(8, 4))
+    plain = FoldedEnginePlan(net, reuse=False, config=(8, 4))
     assert reuse.window_cycles[0] < plain.window_cycles[0]
     assert reuse.initiation_interval < plain.initiation_interval
 
@@ -113,8 +113,8 @@ def test_missing_schedule_is_a_user_error():
     rng = np.random.default_rng(0)
     net = random_dense_network(rng)
     with pytest.raises(UserError, match="no reuse schedule"):
-        FoldedNetworkEngine(net, reuse=True)
-    FoldedNetworkEngine(net, reuse=False)  # the baseline needs none
+        FoldedEnginePlan(net, reuse=True)
+    FoldedEnginePlan(net, reuse=False)  # the baseline needs none
 
 
 @pytest.mark.parametrize("reuse", [True, False], ids=["reuse", "baseline"])

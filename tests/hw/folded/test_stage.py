@@ -10,7 +10,7 @@ from mstbnn.compiler.ir import Threshold
 from mstbnn.compiler.mst import build_schedule
 from mstbnn.compiler.random import similar_weights
 from mstbnn.compiler.schedule import Schedule
-from mstbnn.hw.folded.plan import LayerPlan
+from mstbnn.hw.folded.plan import FoldedStagePlan, LayerPlan
 from mstbnn.hw.folded.stage import FoldedStage
 from tests.hw.streams import pack, run_stream, unpack
 
@@ -63,18 +63,18 @@ def test_layer_bit_exact_and_cycles_match_formula(variant, c, n, s, g, scores):
     x_bits[1] = False
     sums = _layer_sums(x_bits.astype(np.int64) * 2 - 1, w, None, "direct")
     if scores:
-        stage = FoldedStage(plan, front={"kind": "vector"})
+        stage = FoldedStage(FoldedStagePlan(plan, front={"kind": "vector"}))
         want = sums.tolist()
     else:
         t = rng.integers(-n // 2, n // 2 + 1, c)
         t[0] = -n - 5  # a threshold below the range: constant 1
         d = np.where(rng.random(c) < 0.7, 1, -1)
-        stage = FoldedStage(plan, front={"kind": "vector"}, threshold=Threshold(threshold=t, direction=d))
+        stage = FoldedStage(FoldedStagePlan(plan, front={"kind": "vector"}, threshold=Threshold(threshold=t, direction=d)))
         want = np.where(d > 0, sums >= t, sums <= t).astype(int).tolist()
     beats = [pack(row, 1) for row in x_bits]
 
     def decode(word):
-        return unpack(word, c, stage.score_width) if scores else [(word >> j) & 1 for j in range(c)]
+        return unpack(word, c, stage.plan.score_width) if scores else [(word >> j) & 1 for j in range(c)]
 
     # backpressure and gaps on both ends: every output, in order, exactly once
     outs, _, _ = run_stream(stage, beats, len(beats), in_prob=0.6, out_prob=0.5, seed=c)

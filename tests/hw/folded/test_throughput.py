@@ -17,7 +17,7 @@ from mstbnn.compiler.mst import build_schedule
 from mstbnn.compiler.random import random_conv_network, random_dense_network
 from mstbnn.compiler.storage import storage_edge_cost
 from mstbnn.errors import UserError
-from mstbnn.hw.folded.network import FoldedNetworkEngine
+from mstbnn.hw.folded.network import FoldedEnginePlan
 from mstbnn.hw.folded.plan import cycles_edge_cost
 from mstbnn.hw.folded.throughput import EXPECTED_FMAX_MHZ, choose_for_target
 
@@ -50,7 +50,7 @@ def _brute_force(net, reuse):
     for combo in itertools.product(*per_layer):
         for (_, layer), (_, _, _, sched) in zip(net.binary_layers(), combo):
             layer.schedule = sched
-        eng = FoldedNetworkEngine(net, reuse=reuse, config=[(s, g) for s, g, _, _ in combo])
+        eng = FoldedEnginePlan(net, reuse=reuse, config=[(s, g) for s, g, _, _ in combo])
         est = eng.resource_estimate("ecp5")
         rows.append((est["luts"] + 2 * est["carry"], est["bram"], est["ffs"], eng.initiation_interval,
                      [(s, g) for s, g, _, _ in combo]))
@@ -75,7 +75,7 @@ def test_chosen_config_meets_the_target_and_nothing_cheaper_does(kind, reuse):
                                    fmax_mhz=FMAX)
             assert ch.fps >= target and ch.ii <= ii_goal
             # the engine built from the choice has the modelled II and the estimate the search priced
-            eng = FoldedNetworkEngine(ch.net, reuse=reuse, config=ch.config)
+            eng = FoldedEnginePlan(ch.net, reuse=reuse, config=ch.config)
             est = eng.resource_estimate("ecp5")
             assert eng.initiation_interval == ch.ii
             lut = est["luts"] + 2 * est["carry"]
