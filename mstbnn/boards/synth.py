@@ -89,7 +89,8 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0, *, routable
 
     ``estimate`` is the engine's ``resource_estimate(family)``: ``luts``,
     ``carry`` (iCE40 SB_CARRY; ECP5 CCU2C, two LUT4 sites each), ``ffs`` and
-    optionally ``lut4_equiv`` (LUT4 sites, carry included).
+    optionally ``lut4_equiv`` (LUT4 sites, carry included) and
+    ``score_output_ffs`` (registers that only drive ``out_scores``).
 
     The binding count differs by family. ECP5 slices hold LUT4s and FFs in
     equal numbers, placed independently: LUT4 sites and FFs are checked
@@ -106,7 +107,9 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0, *, routable
     luts = int(estimate.get("luts", 0))
     carry = int(estimate.get("carry", 0))
     lut_sites = int(estimate.get("lut4_equiv", luts + 2 * carry if device.family == "ecp5" else luts))
-    ffs = int(estimate.get("ffs", 0)) + int(extra_ffs)
+    # Both synthesis tops (the pin harness, the UART top) read only out_class:
+    # yosys removes the registers that only carry the scores to out_scores.
+    ffs = int(estimate.get("ffs", 0)) - int(estimate.get("score_output_ffs", 0)) + int(extra_ffs)
     bram = int(estimate.get("bram", 0))  # the folded engine's weight store; 0 for the unrolled engine
     if device.family == "ice40":
         cells = lut_sites + ffs

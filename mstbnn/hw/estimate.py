@@ -55,6 +55,8 @@ def stage_features(stage) -> dict:
                 if level % stage.levels_per_stage == 0:
                     feats["ffs_generated"] += stage.classes * s + 1 + nodes * (idx_w + s)
             feats["cmp_bits"] += s * (stage.classes - 1)
+            # The scores carried beside the compare tree drive only out_scores.
+            feats["score_output_ffs"] = stage.classes * s * (1 + stage.inner_registers)
         else:
             feats["ffs_generated"] += front["channels"] + 1
         feats["ffs"] = feats["ffs_generated"]
@@ -106,7 +108,7 @@ def stage_features(stage) -> dict:
 
 
 def _cost(feats: dict, family: str) -> dict:
-    return {**lut_cost(feats, family), "ffs": int(feats["ffs"])}
+    return {**lut_cost(feats, family), "ffs": int(feats["ffs"]), "score_output_ffs": int(feats.get("score_output_ffs", 0))}
 
 
 def estimate_stage(stage, family: str = "ecp5") -> dict:

@@ -146,6 +146,7 @@ def _argmax_estimate(classes: int, score_width: int) -> dict:
         "luts": int(math.ceil(score_width * _mux(classes) + 2 * score_width + 2 * clog2(classes + 1) + 4)),
         "carry": math.ceil(score_width / 2),
         "ffs": 2 * classes * score_width + score_width + 2 * clog2(classes) + clog2(classes + 1) + 2,
+        "score_output_ffs": classes * score_width,  # the output payload's scores drive only out_scores
         "bram": 0,
     }
 
@@ -163,7 +164,7 @@ def estimate_engine(plan, family: str = "ecp5") -> dict:
 
 
 def _total(parts: list[dict]) -> dict:
-    out = {k: sum(p[k] for p in parts) for k in ("luts", "carry", "ffs", "bram")}
+    out = {k: sum(p.get(k, 0) for p in parts) for k in ("luts", "carry", "ffs", "bram", "score_output_ffs")}
     out["stages"] = parts
     return out
 
