@@ -5,9 +5,9 @@ Usage: python benchmarks/bench_estimate.py [--fit] [--engines unrolled,folded]
 Each design is synthesised as ``mstbnn synth`` does it (the engine in its pin
 harness, ``SYNTH_OPTIONS`` of the family, yosys only) and its LUT sites and
 flip-flops are compared with the fit check's figures
-(:func:`mstbnn.boards.synth.estimate_fit`). Table ``designs`` lists every
+(:func:`mstbnn.boards.synth.harness_fit`). Table ``designs`` lists every
 design; table ``summary`` the worst error per engine and family, which
-``ESTIMATE_ERROR`` in mstbnn/boards/synth.py quotes in fit refusals.
+``ESTIMATE_ERROR`` in mstbnn/hw/estimate.py quotes in fit refusals.
 
 ``--fit`` also prints the non-negative least-squares iCE40 coefficients of
 the unrolled LUT model (``COEFF["ice40"]`` in mstbnn/compiler/lutcost.py)
@@ -28,8 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import Column, Recorder, Table, add_record_argument, render_table  # noqa: E402
 
-from mstbnn.boards.synth import estimate_fit, synthesize  # noqa: E402
-from mstbnn.boards.wrapper import choose_chunk, harness_ffs  # noqa: E402
+from mstbnn.boards.synth import harness_fit, synthesize  # noqa: E402
 from mstbnn.compiler.compile import schedule_network  # noqa: E402
 from mstbnn.compiler.random import random_conv_network, random_dense_network  # noqa: E402
 from mstbnn.devices import get_device  # noqa: E402
@@ -75,10 +74,7 @@ def measure(net, engine: str, reuse: bool, family: str, build_dir) -> dict:
     """The fit check's LUT sites and FFs beside yosys' counts of the same harnessed engine."""
     eng = engine_of(net, engine, reuse)
     device = get_device(DEVICES[family])
-    plan = eng.plan
-    in_width, class_width = plan.input_values * plan.input_width, plan.class_width
-    chunk = choose_chunk(in_width, plan.input_width, class_width, device.io_pins)
-    fit = estimate_fit(eng.resource_estimate(family), device, harness_ffs(in_width, chunk, class_width))
+    fit = harness_fit(eng.plan, device)
     t = time.perf_counter()
     report = synthesize(eng, device, build_dir, place=False, stream=io.StringIO())
     got_luts, got_ffs = report["resources"]["lut"]["used"], report["resources"]["ff"]["used"]
@@ -93,12 +89,13 @@ def fit_ice40(rows: list[dict], nets: dict) -> None:
 
     from mstbnn.compiler.lutcost import FEATURES
     from mstbnn.hw.estimate import stage_features
+    from mstbnn.hw.network import UnrolledEnginePlan
 
     picked = [r for r in rows if r["engine"] == "unrolled" and r["family"] == "ice40"]
     a = []
     for r in picked:
         total = dict.fromkeys(FEATURES, 0)
-        for stage in engine_of(nets[r["design"]], "unrolled", r["tree"] == "reuse").plan.stages:
+        for stage in UnrolledEnginePlan(nets[r["design"]], reuse=r["tree"] == "reuse").stages:
             for key, value in stage_features(stage).items():
                 if key in total:
                     total[key] += value

