@@ -12,12 +12,14 @@ calibrated on single components with yosys 0.70 ``synth_ecp5 -nowidelut
 Block RAM: every layer's stream ROM is one M-bit-wide memory of
 ``ceil(bits / M) + 5`` words, mapped to DP16KD (18 kbit; 512 x 36 ... 16k x 1)
 in the cheapest aspect ratio; memories under ``BRAM_MIN_BITS`` are assumed
-to go to LUT RAM / logic instead, except ECP5 stream ROMs of more than
-``ECP5_ROM_LUT_WORDS`` words, which yosys also puts in DP16KD. The sums memory (C x value width) and the
-threshold table (C entries) likewise.
+to go to LUT RAM / logic instead, except stream ROMs of more than
+``ROM_LUT_WORDS`` words, which yosys also puts in block RAM. The sums memory
+(C x value width) and the threshold table (C entries) likewise; on iCE40,
+which has no LUT RAM, a sums memory of ``ICE40_SUMS_EBR_CHANNELS`` words or
+more goes to an EBR.
 
-iCE40 is not modelled in detail: the same LUT4 count is reported, with
-4-kbit EBRs for the memories.
+iCE40 LUTs are the same formulas (4-kbit EBRs for the memories); whole
+engines against yosys, both families: ``benchmarks/bench_estimate.py``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ MUX_LUT = 0.9
 POPCOUNT_LUT = 2.7
 SHIFT_LUT = 2.0
 BRAM_MIN_BITS = 4096
-ECP5_ROM_LUT_WORDS = 64
+ROM_LUT_WORDS = 64
+ICE40_SUMS_EBR_CHANNELS = 16
 SIMD_CHOICES = (8, 16, 32, 64, 128, 256, 512)
 GATHER_CHOICES = (1, 2, 4, 8, 16)
 
@@ -63,20 +66,29 @@ def _mux(k: int) -> float:
     return MUX_LUT * max(0, k - 1)
 
 
-def bram_blocks(width: int, depth: int, family: str = "ecp5") -> int:
-    """Block RAMs for a width x depth memory in its cheapest aspect ratio (0 when it stays in LUTs)."""
-    if width * depth < BRAM_MIN_BITS:
-        return 0
+def _blocks(width: int, depth: int, family: str) -> int:
+    """Block RAMs for a width x depth memory in its cheapest aspect ratio."""
     return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in _BRAM_SHAPES[family])
 
 
+def bram_blocks(width: int, depth: int, family: str = "ecp5") -> int:
+    """Block RAMs for a width x depth memory in its cheapest aspect ratio (0 when it stays in LUTs)."""
+    return 0 if width * depth < BRAM_MIN_BITS else _blocks(width, depth, family)
+
+
 def rom_blocks(width: int, words: int, family: str = "ecp5") -> int:
-    """Block RAMs of a stream ROM: yosys 0.70 also puts an ECP5 ROM of more than
-    ``ECP5_ROM_LUT_WORDS`` words in DP16KD, however few its bits (measured on the
+    """Block RAMs of a stream ROM: yosys 0.70 also puts a ROM of more than
+    ``ROM_LUT_WORDS`` words in block RAM, however few its bits (measured on the
     designs of benchmarks/bench_estimate.py)."""
-    if family == "ecp5" and words > ECP5_ROM_LUT_WORDS:
-        return min(math.ceil(width / w) * math.ceil(words / d) for w, d in _BRAM_SHAPES[family])
-    return bram_blocks(width, words, family)
+    return _blocks(width, words, family) if words > ROM_LUT_WORDS else bram_blocks(width, words, family)
+
+
+def sums_blocks(width: int, channels: int, family: str = "ecp5") -> int:
+    """Block RAMs of a layer's sums memory: iCE40 has no LUT RAM, and yosys 0.70
+    puts one of ``ICE40_SUMS_EBR_CHANNELS`` words or more in an EBR."""
+    if family == "ice40" and channels >= ICE40_SUMS_EBR_CHANNELS:
+        return _blocks(width, channels, family)
+    return bram_blocks(width, channels, family)
 
 
 def _front_ffs(front: dict, elem_bits: int, n: int) -> int:
@@ -137,7 +149,7 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     if bram == 0:
         luts += words * m / 16 * 1.5  # a small ROM in LUTs
     if has_children:
-        sb = bram_blocks(vw, c, family)
+        sb = sums_blocks(vw, c, family)
         bram += sb
         if sb == 0:
             luts += 2 * math.ceil(c / 16) * math.ceil(vw / 4)  # TRELLIS_DPR16X4 (2 LUT4 sites each)
