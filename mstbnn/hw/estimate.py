@@ -18,8 +18,9 @@ __all__ = ["stage_features", "estimate_stage", "estimate_network", "edge_cost", 
 
 # How far the fit check's LUT-site and FF figures may lie from yosys, per
 # engine: the worst error of benchmarks/bench_estimate.py (table 'summary':
-# unrolled 13 % LUT, 10.4 % FF; folded 13.5 % LUT, 14.8 % FF), rounded up. Fit refusals quote it;
-# tests/boards/test_estimate_yosys.py holds small designs to it.
+# unrolled 13 % LUT, 10.4 % FF; folded 13.5 % LUT, 14.8 % FF), rounded up.
+# Fit refusals quote it; tests/boards/test_estimate_yosys.py holds small
+# designs to it.
 ESTIMATE_ERROR = {"unrolled": 0.15, "folded": 0.15}
 
 # The LUT model (features -> LUTs, carry cells, LUT4-eq) has one owner, the
