@@ -32,9 +32,10 @@ from mstbnn.boards.synth import harness_fit, synthesize  # noqa: E402
 from mstbnn.compiler.compile import schedule_network  # noqa: E402
 from mstbnn.compiler.random import random_conv_network, random_dense_network  # noqa: E402
 from mstbnn.devices import get_device  # noqa: E402
+from mstbnn.hw.spec import EngineSpec, build_engine, plan_engine  # noqa: E402
 
 DEVICES = {"ecp5": "ecp5-25k", "ice40": "ice40-hx8k"}
-FOLDED_CONFIG = (16, 2)  # SIMD lanes, gather width: every folded layer
+OPTIONS = {"unrolled": {}, "folded": {"config": [16, 2]}}  # folded: SIMD lanes, gather width of every layer
 
 COLUMNS = [Column("design", "design"), Column("engine", "engine"), Column("tree", "tree"),
            Column("family", "family"),
@@ -61,13 +62,7 @@ def designs():
 
 
 def engine_of(net, engine: str, reuse: bool):
-    if engine == "unrolled":
-        from mstbnn.hw.network import NetworkEngine
-
-        return NetworkEngine(net, reuse=reuse)
-    from mstbnn.hw.folded.network import FoldedNetworkEngine
-
-    return FoldedNetworkEngine(net, reuse=reuse, config=FOLDED_CONFIG)
+    return build_engine(net, EngineSpec(engine, reuse=reuse, options=OPTIONS[engine]))
 
 
 def measure(net, engine: str, reuse: bool, family: str, build_dir) -> dict:
@@ -88,18 +83,13 @@ def fit_ice40(rows: list[dict], nets: dict) -> None:
     from scipy.optimize import nnls
 
     from mstbnn.compiler.lutcost import FEATURES
-    from mstbnn.hw.estimate import stage_features
-    from mstbnn.hw.network import UnrolledEnginePlan
+    from mstbnn.hw.estimate import network_features
 
     picked = [r for r in rows if r["engine"] == "unrolled" and r["family"] == "ice40"]
     a = []
     for r in picked:
-        total = dict.fromkeys(FEATURES, 0)
-        for stage in UnrolledEnginePlan(nets[r["design"]], reuse=r["tree"] == "reuse").stages:
-            for key, value in stage_features(stage).items():
-                if key in total:
-                    total[key] += value
-        a.append([total[f] for f in FEATURES])
+        total = network_features(plan_engine(nets[r["design"]], EngineSpec("unrolled", reuse=r["tree"] == "reuse")))
+        a.append([total.get(f, 0) for f in FEATURES])
     a = np.array(a, dtype=float)
     for target, cell in (("luts", "SB_LUT4"), ("carry", "SB_CARRY")):
         y = np.array([r["cells"].get(cell, 0) for r in picked], dtype=float)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from mstbnn.compiler.lutcost import FAMILIES, FEATURES, lut_cost, lut_edge_cost, popcount_tree_features
 from mstbnn.hw.stage_plan import ArgmaxStagePlan, BinaryStagePlan, class_index_width, width_of, window_register_bits
 
-__all__ = ["stage_features", "estimate_stage", "estimate_network", "edge_cost", "FAMILIES", "ESTIMATE_ERROR"]
+__all__ = ["stage_features", "network_features", "estimate_stage", "estimate_network", "edge_cost", "FAMILIES", "ESTIMATE_ERROR"]
 
 # How far the fit check's LUT-site and FF figures may lie from yosys, per
 # engine: the worst error of benchmarks/bench_estimate.py (table 'summary':
@@ -115,20 +115,26 @@ def stage_features(stage) -> dict:
 
 
 def _cost(feats: dict, family: str) -> dict:
-    return {**lut_cost(feats, family), "ffs": int(feats["ffs"]), "score_output_ffs": int(feats.get("score_output_ffs", 0))}
+    return {**lut_cost(feats, family), "ffs": int(feats["ffs"]),
+            "score_output_ffs": int(feats.get("score_output_ffs", 0))}
 
 
 def estimate_stage(stage, family: str = "ecp5") -> dict:
     return _cost(stage_features(stage), family)
 
 
-def estimate_network(plan, family: str = "ecp5") -> dict:
-    """The estimate of an unrolled engine from its plan (:class:`~mstbnn.hw.network.UnrolledEnginePlan`)."""
+def network_features(plan) -> dict:
+    """:func:`stage_features` summed over an unrolled engine plan's stages."""
     total = {}
     for stage in plan.stages:
         for key, value in stage_features(stage).items():
             total[key] = total.get(key, 0) + value
-    return _cost(total, family)
+    return total
+
+
+def estimate_network(plan, family: str = "ecp5") -> dict:
+    """The estimate of an unrolled engine from its plan (:class:`~mstbnn.hw.network.UnrolledEnginePlan`)."""
+    return _cost(network_features(plan), family)
 
 
 def tree_features(n_terms: int, adder_levels_per_stage: int = 2) -> dict:

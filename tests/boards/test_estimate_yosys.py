@@ -18,8 +18,7 @@ from mstbnn.compiler.random import random_conv_network, random_dense_network
 from mstbnn.devices import get_device
 from mstbnn.hw import estimate
 from mstbnn.hw.estimate import ESTIMATE_ERROR
-from mstbnn.hw.folded.network import FoldedNetworkEngine
-from mstbnn.hw.network import NetworkEngine
+from mstbnn.hw.spec import EngineSpec, build_engine
 
 DEVICES = {"ecp5": "ecp5-25k", "ice40": "ice40-hx8k"}
 NETS = {
@@ -32,10 +31,8 @@ CASES += [("conv", engine, "reuse", "ecp5") for engine in ("unrolled", "folded")
 
 
 def _engine(name, engine, tree):
-    net = schedule_network(NETS[name]())
-    if engine == "unrolled":
-        return NetworkEngine(net, reuse=tree == "reuse")
-    return FoldedNetworkEngine(net, reuse=tree == "reuse", config=(16, 2))
+    options = {"config": [16, 2]} if engine == "folded" else {}
+    return build_engine(schedule_network(NETS[name]()), EngineSpec(engine, reuse=tree == "reuse", options=options))
 
 
 def _yosys(eng, family, build_dir):
