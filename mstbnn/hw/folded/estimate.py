@@ -52,7 +52,8 @@ SHIFT_LUT = 2.0
 BRAM_MIN_BITS = 4096
 ROM_LUT_WORDS = 64
 ICE40_SUMS_EBR_CHANNELS = 16
-SIMD_CHOICES = (8, 16, 32, 64, 128, 256, 512)
+# Each is capped at the layer's fan-in N, so 1024 means S = N (one cycle per root) on SFC / LFC-sized layers.
+SIMD_CHOICES = (8, 16, 32, 64, 128, 256, 512, 1024)
 GATHER_CHOICES = (1, 2, 4, 8, 16)
 
 # DP16KD aspect ratios (width, depth); iCE40 EBR (width, depth).
