@@ -17,7 +17,7 @@ reader is rewound in the window's last cycle, ready for the next window.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -97,12 +97,14 @@ class Controller(wiring.Component):
         plan, lay = self.plan, self.plan.layout
         c, n, s, g = plan.channels, plan.n, plan.simd, plan.gather
         chunks, e, p = plan.chunks, lay.entry_bits, lay.index_bits
-        m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits)
+        # Every step's pointer and kind are fixed at generation: the reader's step ROM
+        # holds them (root, record's last, window's last), so none is decoded from the stream.
+        m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits, plan.step_consumes,
+                                             flags=plan.step_flags, flag_bits=3)
         peek = rd.peek
 
         running = Signal()
         in_record = Signal()  # a record's header has been consumed
-        root_reg = Signal()
         chunk = Signal(range(max(2, chunks)))
         remaining = Signal(range(n + 1))
         parent_reg = Signal(range(max(2, c)))
@@ -118,31 +120,16 @@ class Controller(wiring.Component):
             self.first.eq(~in_record),
             self.slot.eq(slot),
         ]
-        is_root = Signal()
-        m.d.comb += [is_root.eq(Mux(in_record, root_reg, ~peek[0])), self.is_root.eq(is_root)]
+        is_root, last, window_last = rd.flags[0], rd.flags[1], rd.flags[2]
+        m.d.comb += [self.is_root.eq(is_root), self.last.eq(last), self.window_last.eq(window_last)]
 
         # Root steps: S weight bits after the flag (first step) or at the pointer.
-        last_chunk = n - (chunks - 1) * s
-        root_consume = Signal(range(plan.peek_bits + 1))
-        root_last = Signal()
         with m.If(~in_record):
-            m.d.comb += [
-                self.weights.eq(peek[1 : 1 + s]),
-                self.chunk.eq(0),
-                root_consume.eq(1 + (s if chunks > 1 else n)),
-                root_last.eq(chunks == 1),
-            ]
+            m.d.comb += [self.weights.eq(peek[1 : 1 + s]), self.chunk.eq(0)]
         with m.Else():
-            m.d.comb += [
-                self.weights.eq(peek[:s]),
-                self.chunk.eq(chunk),
-                root_consume.eq(Mux(chunk == chunks - 1, last_chunk, s)),
-                root_last.eq(chunk == chunks - 1),
-            ]
+            m.d.comb += [self.weights.eq(peek[:s]), self.chunk.eq(chunk)]
 
         # Child steps: header then entries (first step), or entries at the pointer.
-        child_consume = Signal(range(plan.peek_bits + 1))
-        child_last = Signal()
         left = Signal(range(n + 1))  # entries of the record not yet consumed
         if self.has_children:
             h = lay.child_header_bits
@@ -178,42 +165,20 @@ class Controller(wiring.Component):
                 many_next.eq(left > 2 * g),
                 count.eq(Mux(many, g, left)),
                 self.count.eq(count),
-                child_last.eq(~many),
             ]
-            # Bits consumed: this sits in the reader pointer's loop (the engine's critical
-            # path), so no multiplier and no subtractor: a full batch is a constant, a
-            # partial one a small table indexed by the few low bits of d (header) or of
-            # the registered remaining count.
-            ib = g.bit_length()  # bits of a count in 0..G
-            width = range(plan.peek_bits + 1)
-            first_table = Array([Const(h + k * e, width) for k in range(g + 1)])
-            cont_table = Array([Const(k * e, width) for k in range(g + 1)])
-            m.d.comb += child_consume.eq(
-                Mux(
-                    in_record,
-                    Mux(many_reg, g * e, cont_table[remaining[:ib]]),
-                    Mux(hdr_many, h + g * e, first_table[hdr_length[:ib]]),
-                )
-            )
             for k in range(g):
                 m.d.comb += [
                     self.index[k * p : (k + 1) * p].eq(entries[k * e : k * e + p]),
                     self.sign[k].eq(entries[k * e + p]),
                 ]
 
-        last = Signal()
-        m.d.comb += [
-            last.eq(Mux(is_root, root_last, child_last)),
-            self.last.eq(last),
-            self.window_last.eq(last & (slot == c - 1)),
-        ]
         step = Signal()
         m.d.comb += step.eq(active & self.en)
         with m.If(step):
-            m.d.comb += rd.consume.eq(Mux(is_root, root_consume, child_consume))
+            m.d.comb += rd.advance.eq(1)  # the reader knows every step's consumption (plan.step_consumes)
             with m.If(last):
                 m.d.sync += in_record.eq(0)
-                with m.If(slot == c - 1):
+                with m.If(window_last):
                     m.d.sync += [slot.eq(0), running.eq(0)]
                     m.d.comb += rd.restart.eq(1)
                 with m.Else():
@@ -227,5 +192,5 @@ class Controller(wiring.Component):
                     if self.has_children:
                         m.d.sync += many_reg.eq(many_next)
             with m.If(~in_record):
-                m.d.sync += [root_reg.eq(is_root), parent_reg.eq(self.parent), length_reg.eq(self.length), negate_reg.eq(self.negate)]
+                m.d.sync += [parent_reg.eq(self.parent), length_reg.eq(self.length), negate_reg.eq(self.negate)]
         return m

@@ -119,7 +119,9 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     # A plain layer reads at most flag + S weight bits (or flag + N) of the peek
     # window; yosys removes the shifter outputs beyond them.
     peek_used = l if has_children else min(l, 1 + (s if plan.chunks > 1 else n))
-    luts += SHIFT_LUT * peek_used * clog2(m) + 3 * clog2(m) + 3 * clog2(words)
+    steps = plan.window_cycles  # the reader's step ROM: offset, crossing and 3 step flags per step
+    step_bits = max(1, clog2(m)) + 4
+    luts += SHIFT_LUT * peek_used * clog2(m) + 2 * clog2(steps + 1) + 3 * clog2(words)
     luts += s + 2 * clog2(n + 1) + 2 * clog2(c) + 16
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
@@ -133,7 +135,7 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     luts += 24
 
     ffs = _front_ffs(front, b, n)
-    ffs += 2 * m + 2 * clog2(words) + clog2(m) + 1  # reader
+    ffs += 2 * m + 2 * clog2(words) + clog2(steps + 1) + step_bits + 1  # reader: buffer, addresses, step, offset
     ffs += 3 + clog2(max(2, plan.chunks)) + clog2(n + 1) + 2 * clog2(max(2, c)) + 1  # controller
     ffs += s + clog2(max(2, plan.chunks)) + clog2(max(2, c)) + 6  # step register
     ffs += vw * 2 + clog2(max(2, c)) + 3  # accumulator, finish registers
@@ -149,6 +151,10 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     bram = rom_blocks(m, words, family)
     if bram == 0:
         luts += words * m / 16 * 1.5  # a small ROM in LUTs
+    step_bram = rom_blocks(step_bits, steps, family)
+    bram += step_bram
+    if step_bram == 0:
+        luts += steps * step_bits / 16 * 0.5  # regular tables: yosys maps them tighter than the stream ROM
     if has_children:
         sb = sums_blocks(vw, c, family)
         bram += sb

@@ -186,6 +186,43 @@ class LayerPlan:
         return int(self.record_cycles.sum())
 
     @property
+    def step_consumes(self) -> np.ndarray:
+        """Stream bits each step of one window consumes, in step order (they sum to the stream's length).
+
+        Fixed at generation, so the reader's pointer for every step is a
+        constant (:class:`~mstbnn.hw.folded.reader.BitReader`): a root's first
+        step takes the flag and a chunk (the whole row when it is one chunk),
+        later steps a chunk each, the last the remainder; a child's first step
+        takes the header and up to G entries, later steps up to G entries.
+        """
+        lay, n, s, g = self.layout, self.n, self.simd, self.gather
+        out = []
+        for j in np.asarray(self.schedule.order).tolist():
+            if self.schedule.parent[j] < 0:
+                chunks = [min(s, n - lo) for lo in range(0, n, s)]
+                chunks[0] += 1
+            else:
+                d = len(self.schedule.positions[j])
+                chunks = [min(g, d - lo) * lay.entry_bits for lo in range(0, d, g)] or [0]
+                chunks[0] += lay.child_header_bits
+            out += chunks
+        return np.asarray(out, dtype=np.int64)
+
+    @property
+    def step_flags(self) -> np.ndarray:
+        """Per step of one window: bit 0 a root step, bit 1 the record's last step, bit 2 the window's last step.
+
+        Fixed at generation like :attr:`step_consumes`, so the controller reads
+        them from the reader's step ROM instead of decoding them from the stream.
+        """
+        out = []
+        order = np.asarray(self.schedule.order).tolist()
+        for slot, (j, cycles) in enumerate(zip(order, self.record_cycles.tolist())):
+            root = int(self.schedule.parent[j] < 0)
+            out += [root] * (cycles - 1) + [root | 2 | (4 if slot == len(order) - 1 else 0)]
+        return np.asarray(out, dtype=np.int64)
+
+    @property
     def slot_bits(self) -> int:
         return clog2(self.channels)
 

@@ -1,35 +1,56 @@
 """Sequential reader of a packed bit stream held in a synchronous-read memory.
 
 The stream is the layer's packed store (:mod:`mstbnn.compiler.storage`) as
-M-bit words. The reader shows the next L <= M bits at its pointer on
-``peek`` and advances by ``consume`` bits per cycle (0..L), so any cycle
-crosses at most one word boundary.
+M-bit words. The reader shows the L <= M bits at its pointer on ``peek``;
+each ``advance`` moves on by the step's consumption, which is fixed at
+generation (:attr:`~mstbnn.hw.folded.plan.LayerPlan.step_consumes`), so any
+step crosses at most one word boundary.
+
+Because every step's consumption is a constant, so is every step's pointer:
+the bit offset within the word and whether the step crosses into the next
+word come from a small step ROM indexed by the step number (read one step
+ahead into a register), not from an adder fed by the decoded header. The pointer is then out of the walk's
+loop, which used to run pointer -> funnel shifter -> header decode -> bits
+consumed -> pointer and set the folded engine's clock.
 
 It keeps words w and w + 1 in a 2M-bit buffer and always has word w + 2 in
 flight: the memory address is driven from the *next* word index (w + 2, or
-w + 3 when this cycle crosses), so the word needed at a crossing is on the
-read port whatever the previous cycle did. ``restart`` rewinds to bit 0 in one cycle with no bubble: words 0 and 1
-are constants (the store is a ROM), and word 2 is requested in the same cycle.
+w + 3 when this step crosses), so the word needed at a crossing is on the
+read port whatever the previous cycle did. ``restart`` rewinds to step 0 in
+one cycle with no bubble: words 0 and 1 are constants (the store is a ROM),
+and word 2 is requested in the same cycle.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from mstbnn.compiler.storage import to_words
 
-__all__ = ["BitReader"]
+__all__ = ["BitReader", "step_table"]
 
 # Zero words after the stream: the reader requests up to three words past its
 # pointer, so no address ever needs a range check.
 PAD_WORDS = 5
 
 
+def step_table(consumes, word_bits: int) -> list[tuple[int, bool]]:
+    """Per step: (bit offset within the current word, whether the step's consumption crosses into the next)."""
+    out, off = [], 0
+    for take in consumes:
+        take = int(take)
+        if not 0 <= take <= word_bits:
+            raise ValueError(f"a step consumes {take} bits; the reader takes 0..{word_bits}")
+        out.append((off, off + take >= word_bits))
+        off = (off + take) % word_bits
+    return out
+
+
 class BitReader(wiring.Component):
-    """Stream reader over a ROM of ``word_bits``-wide words.
+    """Stream reader over a ROM of ``word_bits``-wide words, stepping by fixed amounts.
 
     Parameters
     ----------
@@ -39,61 +60,85 @@ class BitReader(wiring.Component):
         M, the memory width.
     peek_bits : int
         L, bits shown on ``peek`` (L <= M).
+    consumes : sequence of int
+        Bits each step consumes (0..L), steps 0, 1, ...; ``restart`` returns to step 0.
+    flags : sequence of int, optional
+        Per step, ``flag_bits`` bits of the user's own (e.g. the step's kind), shown on ``flags``.
+    flag_bits : int
 
     Ports
     -----
     restart : In(1)
-        Rewind to bit 0 (takes precedence over ``consume``).
-    consume : In(range(L + 1))
-        Bits to advance this cycle.
+        Rewind to step 0 (takes precedence over ``advance``).
+    advance : In(1)
+        Move on to the next step.
     peek : Out(L)
-        Stream bits [p, p + L) at the current pointer p.
+        Stream bits [p, p + L) at the current step's pointer p.
     primed : Out(1)
-        Low only in the first cycle after reset (the read port is not loaded yet).
+        Low only in the first cycle after reset (the read ports are not loaded yet).
+    flags : Out(flag_bits)
+        The current step's flags (from a register, like the pointer).
     """
 
-    def __init__(self, bits, word_bits: int, peek_bits: int):
+    def __init__(self, bits, word_bits: int, peek_bits: int, consumes, flags=None, flag_bits: int = 0):
         if peek_bits > word_bits:
             raise ValueError("peek_bits must not exceed word_bits")
         self.word_bits, self.peek_bits = int(word_bits), int(peek_bits)
+        if any(int(t) > self.peek_bits for t in consumes):
+            raise ValueError("a step consumes more than peek_bits")
         self.words = to_words(bits, self.word_bits, extra_words=PAD_WORDS)
         self.depth = len(self.words)
-        super().__init__({"restart": In(1), "consume": In(range(self.peek_bits + 1)), "peek": Out(self.peek_bits), "primed": Out(1)})
+        self.steps = step_table(consumes, self.word_bits) or [(0, False)]
+        self.flag_bits = int(flag_bits)
+        self.flags_init = [int(f) for f in flags] if flags is not None else [0] * len(self.steps)
+        if len(self.flags_init) != len(self.steps) or any(not 0 <= f < (1 << self.flag_bits) for f in self.flags_init):
+            raise ValueError(f"flags: one value in 0..{(1 << self.flag_bits) - 1} per step")
+        super().__init__({"restart": In(1), "advance": In(1), "peek": Out(self.peek_bits), "primed": Out(1),
+                          "flags": Out(max(1, self.flag_bits))})
 
     def elaborate(self, platform):
         m = Module()
         mw = self.word_bits
         m.submodules.rom = rom = Memory(shape=mw, depth=self.depth, init=self.words)
         rp = rom.read_port()
+        ob = max(1, (mw - 1).bit_length())  # bits of an offset in 0..M-1
+        n_steps = len(self.steps)
         start = (self.words[1] << mw) | self.words[0]
         buf = Signal(2 * mw, init=start)
-        off = Signal(range(mw))
         primed = Signal()
         m.d.sync += primed.eq(1)
         m.d.comb += self.primed.eq(primed)
 
+        # The step ROM runs one step ahead: ``cur`` (a register) holds this step's offset
+        # and crossing flag, the ROM's read port the next step's, so the pointer is a
+        # flip-flop and the ROM only feeds ``cur``.
+        entries = [off | (int(cross) << ob) | (f << (ob + 1)) for (off, cross), f in zip(self.steps, self.flags_init)]
+        m.submodules.step_rom = step_rom = Memory(shape=ob + 1 + self.flag_bits, depth=n_steps, init=entries)
+        sp = step_rom.read_port()
+        cur = Signal(ob + 1 + self.flag_bits, init=entries[0])
+        step = Signal(range(max(2, n_steps)))
+        next1, next2 = Signal.like(step), Signal.like(step)
+        m.d.comb += [next1.eq(Mux(step == n_steps - 1, 0, step + 1)), next2.eq(Mux(next1 == n_steps - 1, 0, next1 + 1))]
+        off = cur[:ob]
+        cross = cur[ob]
+        if self.flag_bits:
+            m.d.comb += self.flags.eq(cur[ob + 1 :])
         m.d.comb += self.peek.eq(buf.bit_select(off, self.peek_bits))
-        total = Signal(range(2 * mw + 1))
-        m.d.comb += total.eq(off + self.consume)
-        pow2 = mw & (mw - 1) == 0
-        cross = total[(mw - 1).bit_length()] if pow2 and mw > 1 else total >= mw
         # Word w + 2 is always requested, so it is on rp.data when the pointer crosses.
-        # w + 2 and w + 3 are kept in registers: the address is then a mux, not an
-        # adder, at the end of the pointer loop.
+        # w + 2 and w + 3 are kept in registers: the address is a mux, not an adder.
         ahead2 = Signal(range(self.depth), init=2)
         ahead3 = Signal(range(self.depth), init=3)
         with m.If(self.restart):
-            m.d.comb += rp.addr.eq(2)
-            m.d.sync += [buf.eq(Const(start, 2 * mw)), off.eq(0), ahead2.eq(2), ahead3.eq(3)]
-        with m.Elif(cross):
-            m.d.comb += rp.addr.eq(ahead3)
-            m.d.sync += [
-                buf.eq(Cat(buf[mw:], rp.data)),
-                off.eq(total[: (mw - 1).bit_length()] if pow2 and mw > 1 else total - mw),
-                ahead2.eq(ahead3),
-                ahead3.eq(ahead3 + 1),
-            ]
+            m.d.comb += [rp.addr.eq(2), sp.addr.eq(1 % n_steps)]
+            m.d.sync += [buf.eq(Const(start, 2 * mw)), step.eq(0), cur.eq(entries[0]), ahead2.eq(2), ahead3.eq(3)]
+        with m.Elif(self.advance):
+            m.d.comb += sp.addr.eq(next2)
+            m.d.sync += [step.eq(next1), cur.eq(sp.data)]
+            with m.If(cross):
+                m.d.comb += rp.addr.eq(ahead3)
+                m.d.sync += [buf.eq(Cat(buf[mw:], rp.data)), ahead2.eq(ahead3), ahead3.eq(ahead3 + 1)]
+            with m.Else():
+                m.d.comb += rp.addr.eq(ahead2)
         with m.Else():
-            m.d.comb += rp.addr.eq(ahead2)
-            m.d.sync += off.eq(total)
+            m.d.comb += [rp.addr.eq(ahead2), sp.addr.eq(next1)]
         return m

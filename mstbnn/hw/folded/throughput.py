@@ -49,10 +49,11 @@ from mstbnn.hw.plan import PoolItem
 __all__ = ["EXPECTED_FMAX_MHZ", "expected_fmax_mhz", "choose_for_target", "TargetChoice", "MAX_EVALUATIONS"]
 
 # Expected clock of the folded engine per device family, MHz: an ASSUMPTION until the engine is placed.
-# ECP5: the slowest folded design placed so far, the conv reuse engine on ECP5-85k at 45.5 MHz
-# (docs/folded.md, "Measured": dense/conv reuse 46.6/45.5 MHz, baselines 65.3/73.9), rounded down.
+# ECP5: the slowest folded design placed with the step-ROM reader, the SFC-shaped reuse engine
+# (784-256-256-256-10, S = 512) on ECP5-85k at 43.9 MHz, its 512-input popcount in one cycle the
+# critical path (benchmarks/bench_folded.py --mnist, docs/folded.md), rounded down.
 # iCE40: no folded engine has been placed; 30 MHz is a guess (two-thirds of ECP5's) to be replaced by one.
-EXPECTED_FMAX_MHZ = {"ecp5": 45.0, "ice40": 30.0}
+EXPECTED_FMAX_MHZ = {"ecp5": 43.0, "ice40": 30.0}
 MAX_EVALUATIONS = 2000  # exact flow-model runs before the search gives up (each replays a few images)
 
 

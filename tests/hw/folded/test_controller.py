@@ -19,32 +19,48 @@ def _run(dut, bench):
     sim.run()
 
 
-@pytest.mark.parametrize("n_bits,word,peek", [(1, 1, 1), (37, 8, 8), (200, 13, 9), (300, 40, 40)])
-def test_reader_peeks_the_stream_at_the_pointer(n_bits, word, peek):
+@pytest.mark.parametrize("n_bits,word,peek", [(1, 1, 1), (37, 8, 8), (200, 13, 9), (300, 40, 40), (500, 64, 33)])
+def test_reader_peeks_the_stream_at_each_steps_pointer(n_bits, word, peek):
+    """Random step sizes fixed at generation, random stalls and rewinds: peek is always the stream at the pointer."""
     rng = np.random.default_rng(n_bits)
     bits = rng.integers(0, 2, n_bits).astype(bool)
-    padded = np.concatenate([bits, np.zeros(4 * word + peek, dtype=bool)])
-    dut = BitReader(bits, word, peek)
+    consumes = []
+    while sum(consumes) < n_bits:
+        consumes.append(int(rng.integers(0, peek + 1)))
+    consumes[-1] = peek  # a full-width step, crossing or not
+    padded = np.concatenate([bits, np.zeros(4 * word + 2 * peek, dtype=bool)])
+    pointers = np.concatenate([[0], np.cumsum(consumes)[:-1]])
+    dut = BitReader(bits, word, peek, consumes)
     seen = []
 
     async def bench(ctx):
-        await ctx.tick()  # the read port loads in the first cycle after reset
-        ptr = 0
-        for step in range(3 * n_bits // max(1, peek) + 20):
-            restart = rng.random() < 0.05 or ptr > n_bits
-            take = 0 if restart else int(rng.integers(0, peek + 1))
+        await ctx.tick()  # the read ports load in the first cycle after reset
+        k = 0
+        for _ in range(6 * len(consumes) + 40):
+            restart = k == len(consumes) - 1 or rng.random() < 0.01
+            advance = rng.random() < 0.7
             ctx.set(dut.restart, int(restart))
-            ctx.set(dut.consume, take)
+            ctx.set(dut.advance, int(advance))
             assert ctx.get(dut.primed) == 1
-            got = ctx.get(dut.peek)
+            ptr = int(pointers[k])
             want = sum(int(b) << i for i, b in enumerate(padded[ptr : ptr + peek]))
-            seen.append((ptr, got, want))
+            seen.append((k, ptr, ctx.get(dut.peek), want))
             await ctx.tick()
-            ptr = 0 if restart else ptr + take
+            k = 0 if restart else k + 1 if advance else k
 
     _run(dut, bench)
-    bad = [(p, g, w) for p, g, w in seen if g != w]
-    assert not bad, f"first mismatch at bit {bad[0][0]}: got {bad[0][1]:#x}, want {bad[0][2]:#x}"
+    bad = [s for s in seen if s[2] != s[3]]
+    assert not bad, f"first mismatch at step {bad[0][0]} (bit {bad[0][1]}): got {bad[0][2]:#x}, want {bad[0][3]:#x}"
+    assert len({k for k, *_ in seen}) == len(consumes)  # every step was visited
+
+
+def test_step_consumes_add_up_to_the_stream_and_fit_the_peek():
+    for variant in ("mst", "plain", "negation"):
+        plan = _plan(12, 50, 16, 3, variant)
+        steps = plan.step_consumes
+        assert len(steps) == plan.window_cycles
+        assert int(steps.sum()) == plan.storage_bits == len(plan.packed.bits)
+        assert 0 < steps.min() and steps.max() <= plan.peek_bits
 
 
 def expected_steps(plan: LayerPlan):
