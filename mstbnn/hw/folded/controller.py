@@ -17,7 +17,7 @@ reader is rewound in the window's last cycle, ready for the next window.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -97,10 +97,15 @@ class Controller(wiring.Component):
         plan, lay = self.plan, self.plan.layout
         c, n, s, g = plan.channels, plan.n, plan.simd, plan.gather
         chunks, e, p = plan.chunks, lay.entry_bits, lay.index_bits
-        # Every step's pointer and kind are fixed at generation: the reader's step ROM
-        # holds them (root, record's last, window's last), so none is decoded from the stream.
-        m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits, plan.step_consumes,
-                                             flags=plan.step_flags, flag_bits=3)
+        if self.has_children:
+            # Every step's pointer and kind are fixed at generation: the reader's step ROM
+            # holds them (root, record's last, window's last), so none is decoded from the stream.
+            m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits, plan.step_consumes,
+                                                 flags=plan.step_flags, flag_bits=3)
+        else:
+            # A plain layer's steps are regular (flag + chunk, chunks, the tail chunk): the
+            # controller's own registers give each step's consumption, no step ROM needed.
+            m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits)
         peek = rd.peek
 
         running = Signal()
@@ -120,7 +125,16 @@ class Controller(wiring.Component):
             self.first.eq(~in_record),
             self.slot.eq(slot),
         ]
-        is_root, last, window_last = rd.flags[0], rd.flags[1], rd.flags[2]
+        if self.has_children:
+            is_root, last, window_last = rd.flags[0], rd.flags[1], rd.flags[2]
+        else:
+            is_root, last, window_last = Const(1, 1), Signal(), Signal()
+            m.d.comb += [
+                last.eq(Mux(in_record, chunk == chunks - 1, chunks == 1)),
+                window_last.eq(last & (slot == c - 1)),
+                rd.consume.eq(Mux(in_record, Mux(chunk == chunks - 1, n - (chunks - 1) * s, s),
+                                  1 + (s if chunks > 1 else n))),
+            ]
         m.d.comb += [self.is_root.eq(is_root), self.last.eq(last), self.window_last.eq(window_last)]
 
         # Root steps: S weight bits after the flag (first step) or at the pointer.
@@ -175,7 +189,7 @@ class Controller(wiring.Component):
         step = Signal()
         m.d.comb += step.eq(active & self.en)
         with m.If(step):
-            m.d.comb += rd.advance.eq(1)  # the reader knows every step's consumption (plan.step_consumes)
+            m.d.comb += rd.advance.eq(1)
             with m.If(last):
                 m.d.sync += in_record.eq(0)
                 with m.If(window_last):

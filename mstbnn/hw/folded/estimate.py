@@ -119,9 +119,12 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     # A plain layer reads at most flag + S weight bits (or flag + N) of the peek
     # window; yosys removes the shifter outputs beyond them.
     peek_used = l if has_children else min(l, 1 + (s if plan.chunks > 1 else n))
-    steps = plan.window_cycles  # the reader's step ROM: offset, crossing and 3 step flags per step
+    # The reader's step ROM (layers with children): offset, crossing and 3 step flags per step;
+    # a plain layer's pointer adds its consumption instead.
+    steps = plan.window_cycles if has_children else 0
     step_bits = max(1, clog2(m)) + 4
-    luts += SHIFT_LUT * peek_used * clog2(m) + 2 * clog2(steps + 1) + 3 * clog2(words)
+    pointer = 2 * clog2(steps + 1) if has_children else 3 * clog2(m)
+    luts += SHIFT_LUT * peek_used * clog2(m) + pointer + 3 * clog2(words)
     luts += s + 2 * clog2(n + 1) + 2 * clog2(c) + 16
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
@@ -135,7 +138,8 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     luts += 24
 
     ffs = _front_ffs(front, b, n)
-    ffs += 2 * m + 2 * clog2(words) + clog2(steps + 1) + step_bits + 1  # reader: buffer, addresses, step, offset
+    ffs += 2 * m + 2 * clog2(words) + 1  # reader: buffer, word addresses
+    ffs += clog2(steps + 1) + step_bits if has_children else clog2(m)  # step counter and entry, or offset
     ffs += 3 + clog2(max(2, plan.chunks)) + clog2(n + 1) + 2 * clog2(max(2, c)) + 1  # controller
     ffs += s + clog2(max(2, plan.chunks)) + clog2(max(2, c)) + 6  # step register
     ffs += vw * 2 + clog2(max(2, c)) + 3  # accumulator, finish registers
@@ -151,9 +155,9 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     bram = rom_blocks(m, words, family)
     if bram == 0:
         luts += words * m / 16 * 1.5  # a small ROM in LUTs
-    step_bram = rom_blocks(step_bits, steps, family)
+    step_bram = rom_blocks(step_bits, steps, family) if has_children else 0
     bram += step_bram
-    if step_bram == 0:
+    if has_children and step_bram == 0:
         luts += steps * step_bits / 16 * 0.5  # regular tables: yosys maps them tighter than the stream ROM
     if has_children:
         sb = sums_blocks(vw, c, family)

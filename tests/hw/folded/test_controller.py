@@ -54,6 +54,35 @@ def test_reader_peeks_the_stream_at_each_steps_pointer(n_bits, word, peek):
     assert len({k for k, *_ in seen}) == len(consumes)  # every step was visited
 
 
+@pytest.mark.parametrize("n_bits,word,peek", [(1, 1, 1), (37, 8, 8), (200, 13, 9), (300, 40, 40)])
+def test_reader_without_a_step_table_advances_by_consume(n_bits, word, peek):
+    """The plain layers' mode: random consumption, stalls and rewinds."""
+    rng = np.random.default_rng(n_bits + 1)
+    bits = rng.integers(0, 2, n_bits).astype(bool)
+    padded = np.concatenate([bits, np.zeros(4 * word + peek, dtype=bool)])
+    dut = BitReader(bits, word, peek)
+    seen = []
+
+    async def bench(ctx):
+        await ctx.tick()
+        ptr = 0
+        for _ in range(3 * n_bits // max(1, peek) + 20):
+            restart = rng.random() < 0.05 or ptr > n_bits
+            advance = rng.random() < 0.8
+            take = int(rng.integers(0, peek + 1))
+            ctx.set(dut.restart, int(restart))
+            ctx.set(dut.advance, int(advance))
+            ctx.set(dut.consume, take)
+            want = sum(int(b) << i for i, b in enumerate(padded[ptr : ptr + peek]))
+            seen.append((ptr, ctx.get(dut.peek), want))
+            await ctx.tick()
+            ptr = 0 if restart else ptr + take if advance else ptr
+
+    _run(dut, bench)
+    bad = [s for s in seen if s[1] != s[2]]
+    assert not bad, f"first mismatch at bit {bad[0][0]}: got {bad[0][1]:#x}, want {bad[0][2]:#x}"
+
+
 def test_step_consumes_add_up_to_the_stream_and_fit_the_peek():
     for variant in ("mst", "plain", "negation"):
         plan = _plan(12, 50, 16, 3, variant)
