@@ -255,6 +255,21 @@ def _point_dir(work: Path, art: Path, fps: float) -> Path:
     return d
 
 
+def smallest_device(art: Path, family: str, engine: str, fps: float) -> str | None:
+    """The smallest device of the family on which --target-fps finds a configuration (by estimate)."""
+    from mstbnn.compiler.io import load
+    from mstbnn.devices import DEVICES
+    from mstbnn.hw.folded.throughput import choose_for_target
+    net = load(art)
+    for dev in sorted((d for d in DEVICES.values() if d.family == family), key=lambda d: d.luts):
+        try:
+            choose_for_target(net, dev, fps, reuse=engine != "baseline")
+            return dev.name
+        except UserError:
+            continue
+    return None
+
+
 def place_point(work: Path, art: Path, label: str, engine: str, fps: float, device, vectors: int,
                 timeout: float) -> dict:
     """Generate (--target-fps), simulate bit-exact, synthesise and place one point; the placed table's row."""
@@ -275,6 +290,7 @@ def place_point(work: Path, art: Path, label: str, engine: str, fps: float, devi
             return row
         spec = load_spec(d, baseline=baseline, engine="folded")[0]
     row["config"] = "; ".join(f"{s}/{g}" for s, g in spec.options["config"])
+    row["smallest"] = smallest_device(d, device.family, engine, fps)
     sim_file = result_path(d, "sim", baseline, "folded")
     if not sim_file.is_file() or sim_file.stat().st_mtime < spec_file.stat().st_mtime:
         _mstbnn(["sim", d, *flags, "--vectors", vectors])
@@ -310,7 +326,7 @@ def _engine_cell(c: dict) -> str:
     return f"II {c['ii']:,}, {c['lut']:,} LUT4-eq, {c['bram']} BRAM"
 
 
-def mnist_tables(nets: list[dict], targets: list[dict], placed: list[dict]) -> tuple[Table, Table, Table]:
+def mnist_tables(nets: list[dict], targets: list[dict], placed: list[dict]) -> tuple[Table, Table, Table, Table]:
     nets_t = Table([Column("network", "network"), Column("lam", "MST lambda", "right", "{:g}"),
                     Column("acc", "test accuracy (golden)", "right", "{:.1f} %"),
                     Column("xnor", "XNOR ratio", "right", "{:.1f}x"),
@@ -331,13 +347,21 @@ def mnist_tables(nets: list[dict], targets: list[dict], placed: list[dict]) -> t
                 Column("lut", "LUT sites", "right", "{:,}"), Column("ff", "FF", "right", "{:,}"),
                 Column("bram", "DP16KD", "right"), Column("fmax", "Fmax MHz", "right", "{:.1f}"),
                 Column("ii", "II cycles", "right", "{:,}"), Column("fps", "images/s (Fmax / II)", "right", "{:,.0f}"),
-                Column("status", "target"), Column("latency_us", "latency us", "right", "{:.1f}"),
+                Column("status", "target"), Column("smallest", "smallest ECP5 (estimate)"),
+                Column("latency_us", "latency us", "right", "{:.1f}"),
                 Column("bit_exact", "bit-exact (test set + random)", "right", "{0:,} / {1:,}"),
                 Column("hw_accuracy", "hw test accuracy", "right", "{:.1f} %"),
                 Column("yosys_s", "yosys s", "right", "{:.0f}"), Column("nextpnr_s", "nextpnr s", "right", "{:.0f}")])
+    short = Table([Column("network", "network"), Column("engine", "engine"),
+                   Column("target", "target images/s", "right", "{:,.0f}"), Column("lut", "LUT sites", "right", "{:,}"),
+                   Column("bram", "DP16KD", "right"), Column("fmax", "Fmax MHz", "right", "{:.1f}"),
+                   Column("fps", "images/s placed", "right", "{:,.0f}"), Column("status", "target"),
+                   Column("bit_exact", "bit-exact", "right", "{0:,} / {1:,}")])
     for r in placed:
         pl.add(**{k: v for k, v in r.items() if k != "timing_ok"})
-    return nets_t, tgt, pl
+        short.add(**{k: r.get(k) for k in ("network", "engine", "target", "lut", "bram", "fmax", "fps", "status",
+                                            "bit_exact")})
+    return nets_t, tgt, pl, short
 
 
 def finn_table() -> Table:
@@ -383,8 +407,9 @@ def mnist_main(args, argv) -> int:
         print(f"bench_folded: placing {label} {engine} at {float(fps):,.0f} images/s", flush=True)
         placed.append(place_point(work, art, label, engine, float(fps), device, args.vectors, args.timeout))
         print(f"  {placed[-1]}", flush=True)
-    nets_t, tgt_t, pl_t = mnist_tables(nets, targets, placed)
-    for key, table in (("nets", nets_t), ("targets", tgt_t), ("placed", pl_t), ("finn", finn_table())):
+    nets_t, tgt_t, pl_t, short_t = mnist_tables(nets, targets, placed)
+    for key, table in (("nets", nets_t), ("targets", tgt_t), ("placed", pl_t), ("readme", short_t),
+                       ("finn", finn_table())):
         record.add(key, table)
         print(render_table(table) + "\n")
     record.data = {"device": device.name, "targets": targets, "placed": placed}
