@@ -37,7 +37,8 @@ for the accuracy of plain training), then
 
 Each point lives in its own copy of the compiled network under ``--work``
 (one generated engine per directory); a run already recorded for the same
-engine spec is read back, not repeated::
+engine spec is read back, not repeated (``--no-synth``: rows from recorded
+runs only)::
 
     nice .venv/bin/python benchmarks/bench_folded.py --mnist [--place sfc:reuse:100000,...] [--timeout 3600]
 """
@@ -271,7 +272,7 @@ def smallest_device(art: Path, family: str, engine: str, fps: float) -> str | No
 
 
 def place_point(work: Path, art: Path, label: str, engine: str, fps: float, device, vectors: int,
-                timeout: float) -> dict:
+                timeout: float, synth: bool = True) -> dict:
     """Generate (--target-fps), simulate bit-exact, synthesise and place one point; the placed table's row."""
     from mstbnn.artefact import SYNTH_REPORT, result_path, spec_path
     from mstbnn.boards.cli import report_key, synth_network
@@ -299,14 +300,16 @@ def place_point(work: Path, art: Path, label: str, engine: str, fps: float, devi
                timing_ok=sim["timing_ok"])
     key = report_key(device.name, baseline, True, "folded")
     report = read_reports(d / SYNTH_REPORT).get(key)
-    if report is None or report.get("spec") != spec.fields():
+    if report is not None and report.get("spec") != spec.fields():
+        report = None  # a run of another engine spec
+    if report is None and synth:
         try:
             report = synth_network(d, device.name, baseline=baseline, engine="folded", target_fps=fps, timeout=timeout)
         except SynthTimeout as stopped:
             print(f"  stopped: {stopped}", flush=True)
             report = read_reports(d / SYNTH_REPORT).get(key)
     if report is None:
-        row["status"] = "not synthesised"
+        row["status"] = "not placed (no recorded run)"
         return row
     res = report["resources"]
     row.update(lut=res["lut"]["used"], ff=res["ff"]["used"], bram=res["bram"]["used"], fmax=report.get("fmax_mhz"),
@@ -405,7 +408,8 @@ def mnist_main(args, argv) -> int:
         name, engine, fps = point.split(":")
         art, label = arts[name, args.mst_lambda]
         print(f"bench_folded: placing {label} {engine} at {float(fps):,.0f} images/s", flush=True)
-        placed.append(place_point(work, art, label, engine, float(fps), device, args.vectors, args.timeout))
+        placed.append(place_point(work, art, label, engine, float(fps), device, args.vectors, args.timeout,
+                                  synth=not args.no_synth))
         print(f"  {placed[-1]}", flush=True)
     nets_t, tgt_t, pl_t, short_t = mnist_tables(nets, targets, placed)
     for key, table in (("nets", nets_t), ("targets", tgt_t), ("placed", pl_t), ("readme", short_t),
@@ -437,6 +441,7 @@ def main(argv=None) -> int:
                                         "lfc:baseline:3000", help="NET:ENGINE:FPS points to place (comma-separated)")
     mn.add_argument("--vectors", type=int, default=1000, help="random images after the test set in each simulation")
     mn.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds of yosys + nextpnr per point")
+    mn.add_argument("--no-synth", action="store_true", help="placed rows from recorded runs only (no yosys / nextpnr)")
     add_record_argument(ap, None)
     args = ap.parse_args(argv)
     if args.mnist:
