@@ -436,9 +436,10 @@ def main(argv=None) -> int:
     mn.add_argument("--seed", type=int, default=0)
     mn.add_argument("--mst-lambda", type=float, default=8.0, help="lambda of the MST networks (default %(default)s)")
     mn.add_argument("--targets-sfc", default="10000,25000,50000,87000,100000")
-    mn.add_argument("--targets-lfc", default="3000,5000,10000,25000")
-    mn.add_argument("--place", default="sfc:reuse:100000,sfc:baseline:85000,sfc:reuse:50000,lfc:reuse:25000,"
-                                        "lfc:baseline:3000", help="NET:ENGINE:FPS points to place (comma-separated)")
+    mn.add_argument("--targets-lfc", default="3000,10000,25000")
+    mn.add_argument("--place", default="sfc:reuse:100000,sfc:baseline:100000,sfc:reuse:50000,sfc:baseline:50000,"
+                                        "lfc:reuse:25000,lfc:baseline:3000",
+                    help="NET:ENGINE:FPS points to place (comma-separated; ENGINE reuse or baseline)")
     mn.add_argument("--vectors", type=int, default=1000, help="random images after the test set in each simulation")
     mn.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds of yosys + nextpnr per point")
     mn.add_argument("--no-synth", action="store_true", help="placed rows from recorded runs only (no yosys / nextpnr)")

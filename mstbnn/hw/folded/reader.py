@@ -2,16 +2,19 @@
 
 The stream is the layer's packed store (:mod:`mstbnn.compiler.storage`) as
 M-bit words. The reader shows the L <= M bits at its pointer on ``peek``;
-each ``advance`` moves on by the step's consumption, which is fixed at
-generation (:attr:`~mstbnn.hw.folded.plan.LayerPlan.step_consumes`), so any
-step crosses at most one word boundary.
+each ``advance`` moves on by that step's consumption (at most L <= M bits,
+so a step crosses at most one word boundary), in one of two modes:
 
-Because every step's consumption is a constant, so is every step's pointer:
-the bit offset within the word and whether the step crosses into the next
-word come from a small step ROM indexed by the step number (read one step
-ahead into a register), not from an adder fed by the decoded header. The pointer is then out of the walk's
-loop, which used to run pointer -> funnel shifter -> header decode -> bits
-consumed -> pointer and set the folded engine's clock.
+- *step table* (``consumes`` given, layers with children): every step's
+  consumption is fixed at generation
+  (:attr:`~mstbnn.hw.folded.plan.LayerPlan.step_consumes`), so is every
+  step's pointer; the bit offset and whether the step crosses into the next
+  word come from a small step ROM indexed by the step number (read one step
+  ahead into a register), not from an adder fed by the decoded header. That
+  takes the pointer out of the loop pointer -> funnel shifter -> header
+  decode -> bits consumed -> pointer, which set the folded engine's clock;
+- *adder* (plain layers): the pointer adds ``consume``, which the controller
+  derives from its own registers.
 
 It keeps words w and w + 1 in a 2M-bit buffer and always has word w + 2 in
 flight: the memory address is driven from the *next* word index (w + 2, or
@@ -50,7 +53,7 @@ def step_table(consumes, word_bits: int) -> list[tuple[int, bool]]:
 
 
 class BitReader(wiring.Component):
-    """Stream reader over a ROM of ``word_bits``-wide words, stepping by fixed amounts.
+    """Stream reader over a ROM of ``word_bits``-wide words.
 
     Parameters
     ----------
