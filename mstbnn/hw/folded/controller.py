@@ -21,7 +21,7 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from mstbnn.hw.folded.plan import LayerPlan
+from mstbnn.hw.folded.plan import STEP_FLAG_BITS, LayerPlan
 from mstbnn.hw.folded.reader import BitReader
 
 __all__ = ["Controller"]
@@ -101,7 +101,7 @@ class Controller(wiring.Component):
             # Every step's pointer and kind are fixed at generation: the reader's step ROM
             # holds them (root, record's last, window's last), so none is decoded from the stream.
             m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits, plan.step_consumes,
-                                                 flags=plan.step_flags, flag_bits=3)
+                                                 flags=plan.step_flags, flag_bits=STEP_FLAG_BITS)
         else:
             # A plain layer's steps are regular (flag + chunk, chunks, the tail chunk): the
             # controller's own registers give each step's consumption, no step ROM needed.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 
 from mstbnn.compiler.cost import clog2
-from mstbnn.hw.folded.plan import FoldedStagePlan, LayerPlan, cycles_edge_cost, window_cycles
+from mstbnn.hw.folded.plan import STEP_FLAG_BITS, FoldedStagePlan, LayerPlan, cycles_edge_cost, step_entry_bits, window_cycles
 from mstbnn.hw.folded.reader import PAD_WORDS
 from mstbnn.hw.folded.timing import window_busy_cycles
 from mstbnn.hw.plan import PoolItem, stream_items
@@ -119,12 +119,9 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     # A plain layer reads at most flag + S weight bits (or flag + N) of the peek
     # window; yosys removes the shifter outputs beyond them.
     peek_used = l if has_children else min(l, 1 + (s if plan.chunks > 1 else n))
-    # The reader's step ROM (layers with children): offset, crossing and 3 step flags per step;
-    # a plain layer's pointer adds its consumption instead.
-    steps = plan.window_cycles if has_children else 0
-    step_bits = max(1, clog2(m)) + 4
-    pointer = 2 * clog2(steps + 1) if has_children else 3 * clog2(m)
-    luts += SHIFT_LUT * peek_used * clog2(m) + pointer + 3 * clog2(words)
+    # Pointer: the step ROM's counter (layers with children, W steps) or a plain layer's offset adder.
+    steps = plan.window_cycles
+    luts += SHIFT_LUT * peek_used * clog2(m) + (2 * clog2(steps + 1) if has_children else 3 * clog2(m)) + 3 * clog2(words)
     luts += s + 2 * clog2(n + 1) + 2 * clog2(c) + 16
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
@@ -139,7 +136,7 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
 
     ffs = _front_ffs(front, b, n)
     ffs += 2 * m + 2 * clog2(words) + 1  # reader: buffer, word addresses
-    ffs += clog2(steps + 1) + step_bits if has_children else clog2(m)  # step counter and entry, or offset
+    ffs += clog2(steps + 1) + step_entry_bits(m, STEP_FLAG_BITS) if has_children else clog2(m)  # step and entry, or offset
     ffs += 3 + clog2(max(2, plan.chunks)) + clog2(n + 1) + 2 * clog2(max(2, c)) + 1  # controller
     ffs += s + clog2(max(2, plan.chunks)) + clog2(max(2, c)) + 6  # step register
     ffs += vw * 2 + clog2(max(2, c)) + 3  # accumulator, finish registers
@@ -155,10 +152,12 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     bram = rom_blocks(m, words, family)
     if bram == 0:
         luts += words * m / 16 * 1.5  # a small ROM in LUTs
-    step_bram = rom_blocks(step_bits, steps, family) if has_children else 0
-    bram += step_bram
-    if has_children and step_bram == 0:
-        luts += steps * step_bits / 16 * 0.5  # regular tables: yosys maps them tighter than the stream ROM
+    if has_children:  # the step ROM
+        step_bits = step_entry_bits(m, STEP_FLAG_BITS)
+        step_bram = rom_blocks(step_bits, steps, family)
+        bram += step_bram
+        if step_bram == 0:
+            luts += steps * step_bits / 16 * 0.5  # regular tables: yosys maps them tighter than the stream ROM
     if has_children:
         sb = sums_blocks(vw, c, family)
         bram += sb

@@ -33,7 +33,16 @@ from mstbnn.compiler.schedule import Schedule
 from mstbnn.compiler.storage import PackedLayer, StorageLayout, pack_layer
 from mstbnn.hw.stage_plan import front_in_width, width_of
 
-__all__ = ["LayerPlan", "FoldedStagePlan", "SequentialArgmaxPlan", "record_cycles", "window_cycles", "cycles_edge_cost"]
+__all__ = ["LayerPlan", "FoldedStagePlan", "SequentialArgmaxPlan", "record_cycles", "window_cycles", "cycles_edge_cost",
+           "STEP_FLAG_BITS", "step_entry_bits"]
+
+# Flags per step in the reader's step ROM (LayerPlan.step_flags): root, record's last, window's last.
+STEP_FLAG_BITS = 3
+
+
+def step_entry_bits(word_bits: int, flag_bits: int) -> int:
+    """Width of one step-ROM entry: the offset within an M-bit word, the crossing flag, the step flags."""
+    return clog2(word_bits) + 1 + flag_bits
 
 
 def record_cycles(schedule: Schedule, n_inputs: int, simd: int, gather: int) -> np.ndarray:
@@ -213,7 +222,7 @@ class LayerPlan:
         """Per step of one window: bit 0 a root step, bit 1 the record's last step, bit 2 the window's last step.
 
         Fixed at generation like :attr:`step_consumes`, so the controller reads
-        them from the reader's step ROM instead of decoding them from the stream.
+        them (``STEP_FLAG_BITS`` bits) from the reader's step ROM instead of decoding them from the stream.
         """
         out = []
         order = np.asarray(self.schedule.order).tolist()

@@ -32,6 +32,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from mstbnn.compiler.storage import to_words
+from mstbnn.hw.folded.plan import step_entry_bits
 
 __all__ = ["BitReader", "step_table"]
 
@@ -125,9 +126,10 @@ class BitReader(wiring.Component):
             # flip-flop and the ROM only feeds ``cur``.
             n_steps = len(self.steps)
             entries = [off | (int(cross) << ob) | (f << (ob + 1)) for (off, cross), f in zip(self.steps, self.flags_init)]
-            m.submodules.step_rom = step_rom = Memory(shape=ob + 1 + self.flag_bits, depth=n_steps, init=entries)
+            width = step_entry_bits(mw, self.flag_bits)
+            m.submodules.step_rom = step_rom = Memory(shape=width, depth=n_steps, init=entries)
             sp = step_rom.read_port()
-            cur = Signal(ob + 1 + self.flag_bits, init=entries[0])
+            cur = Signal(width, init=entries[0])
             step = Signal(range(max(2, n_steps)))
             next1, next2 = Signal.like(step), Signal.like(step)
             m.d.comb += [next1.eq(Mux(step == n_steps - 1, 0, step + 1)), next2.eq(Mux(next1 == n_steps - 1, 0, next1 + 1))]
