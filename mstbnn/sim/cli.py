@@ -155,9 +155,14 @@ def _sim(args: argparse.Namespace) -> int:
     atomic_write(out, json.dumps(summary, indent=1, sort_keys=True) + "\n")
 
     print(f"{result.n_exact}/{result.n_vectors} vectors bit-exact")
-    ii = (f"initiation interval {result.intervals} cycles (model {result.ii_model})" if result.flow_model is None else
-          f"initiation interval {result.initiation_interval} cycles in the steady state (model {result.ii_model}); "
-          f"intervals seen {result.intervals}, each image {'as' if result.timing_ok else 'NOT as'} the flow model says")
+    if result.flow_model is None:
+        ii = f"initiation interval {result.intervals} cycles (model {result.ii_model})"
+    else:
+        measured = (f"{result.initiation_interval} cycles in the steady state" if result.initiation_interval is not None else
+                    f"not measured (the steady state starts after output {result.flow_model['steady_from']}, "
+                    f"past the {result.timing_vectors} timed images)")
+        ii = (f"initiation interval {measured} (model {result.ii_model}); intervals seen {result.intervals}, "
+              f"each image {'as' if result.timing_ok else 'NOT as'} the flow model says")
     print(f"latency {result.latencies} cycles (model {result.latency_model}), {ii}")
     for name, ph in summary.get("phases", {}).items():
         print(f"{name} phase ({ph['harness']}, {ph['simulator']}): {ph['bit_exact']}/{ph['vectors']} bit-exact, "

@@ -2,7 +2,11 @@
 
 Both read the layer's current window (N elements of B bits, held stable by
 the front end while the window is processed) and produce one step's partial
-sum, combinationally:
+sum **one cycle later**: a register level splits each adder tree at
+:func:`~mstbnn.hw.folded.plan.tree_split_level`, so the chunk select (or the
+gather multiplexers), the XNORs and the first half of the tree take one
+cycle and the second half, with the accumulator, the next. A one-cycle
+512-input XNOR-popcount set the folded engine's clock (docs/folded.md):
 
 - :class:`SimdXnorPopcount`: chunk ``chunk`` of the window (elements
   ``[chunk*S, chunk*S + S)``) against S weight bits from the store;
@@ -20,18 +24,30 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from mstbnn.hw.components import shape_of
+from mstbnn.hw.folded.plan import tree_split_level
 
-__all__ = ["adder_tree", "SimdXnorPopcount", "GatherUnit"]
+__all__ = ["pipelined_sum", "SimdXnorPopcount", "GatherUnit"]
 
 
-def adder_tree(terms):
-    """Balanced pairwise sum of Amaranth values (Amaranth widens every add, so nothing is lost)."""
-    terms = list(terms)
-    if not terms:
-        return Const(0, 1)
-    while len(terms) > 1:
+def pipelined_sum(m: Module, terms, name: str):
+    """Balanced pairwise sum of Amaranth values, registered at :func:`tree_split_level`: the sum, one cycle later.
+
+    Amaranth widens every add, so nothing is lost. The register has no
+    enable: the stage behind it reads the sum only when its own valid,
+    delayed alongside, says so.
+    """
+    terms = list(terms) or [Const(0, 1)]
+    split = tree_split_level(len(terms))
+    level = 0
+    while True:
+        if level == split:
+            regs = [Signal(t.shape(), name=f"{name}_l{level}_{i}") for i, t in enumerate(terms)]
+            m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
+            terms = regs
+        if len(terms) == 1 and level >= split:
+            return terms[0]
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0]
+        level += 1
 
 
 def _term(elem, weight_bit, binary: bool, signed: bool, on):
@@ -55,7 +71,7 @@ class SimdXnorPopcount(wiring.Component):
     window : In(N * B)
     chunk : In(range(ceil(N / S)))
     weights : In(S)
-    sum : Out: popcount in [0, S] (binary) or the signed sum.
+    sum : Out: popcount in [0, S] (binary) or the signed sum, of the inputs one cycle earlier.
     """
 
     def __init__(self, n: int, simd: int, *, elem_bits: int = 1, binary: bool = True, elem_signed: bool = False):
@@ -86,7 +102,7 @@ class SimdXnorPopcount(wiring.Component):
         else:
             m.d.comb += on.eq(Mux(self.chunk == self.chunks - 1, (1 << tail) - 1, (1 << s) - 1))
         terms = [_term(x[i * b : (i + 1) * b], self.weights[i], self.binary, self.elem_signed, on[i]) for i in range(s)]
-        m.d.comb += self.sum.eq(adder_tree(terms))
+        m.d.comb += self.sum.eq(pipelined_sum(m, terms, "pop"))
         return m
 
 
@@ -99,7 +115,7 @@ class GatherUnit(wiring.Component):
     index : In(G * P)   (lane g's input index at ``[g*P +: P]``)
     sign : In(G)        (lane g's weight bit)
     count : In(range(G + 1))
-    sum : Out
+    sum : Out: of the inputs one cycle earlier
     """
 
     def __init__(self, n: int, gather: int, index_bits: int, *, elem_bits: int = 1, binary: bool = True, elem_signed: bool = False):
@@ -125,7 +141,7 @@ class GatherUnit(wiring.Component):
             idx = self.index[g * p : (g + 1) * p]
             m.d.comb += elem.eq(self.window.word_select(idx, b) if self.n > 1 else self.window)
             terms.append(_term(elem, self.sign[g], self.binary, self.elem_signed, self.count > g))
-        m.d.comb += self.sum.eq(adder_tree(terms))
+        m.d.comb += self.sum.eq(pipelined_sum(m, terms, "gat"))
         return m
 
 

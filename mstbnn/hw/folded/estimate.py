@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 
 from mstbnn.compiler.cost import clog2
-from mstbnn.hw.folded.plan import STEP_FLAG_BITS, FoldedStagePlan, LayerPlan, cycles_edge_cost, step_entry_bits, window_cycles
+from mstbnn.hw.folded.plan import (STEP_FLAG_BITS, FoldedStagePlan, LayerPlan, cycles_edge_cost, step_entry_bits,
+                                  tree_register_widths, window_cycles)
 from mstbnn.hw.folded.reader import PAD_WORDS
 from mstbnn.hw.folded.timing import window_busy_cycles
 from mstbnn.hw.plan import PoolItem, stream_items
@@ -140,7 +141,10 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     ffs += 3 + clog2(max(2, plan.chunks)) + clog2(n + 1) + 2 * clog2(max(2, c)) + 1  # controller
     ffs += s + clog2(max(2, plan.chunks)) + clog2(max(2, c)) + 6  # step register
     ffs += vw * 2 + clog2(max(2, c)) + 3  # accumulator, finish registers
+    term_bits = 1 if plan.binary else b + 1
+    ffs += sum(tree_register_widths(s, term_bits)) + 4 + clog2(max(2, c))  # datapath pipeline: partial sums, B2 step fields
     if has_children:
+        ffs += sum(tree_register_widths(g, term_bits)) + clog2(max(2, c)) + clog2(n + 1) + 1  # gather partials, B2 child fields
         # Only a child record carries parent, length, negate and gather entries;
         # in a plain layer they are constant and yosys removes their registers.
         ffs += 2 * clog2(n + 1) + clog2(max(2, c)) + 2  # controller: remaining, length, parent, negate, batch flag

@@ -14,11 +14,11 @@ cycle to emit its output.
 
 Fixed overheads (see :mod:`mstbnn.hw.folded.timing` for the exact rules):
 
-- per window, +1 cycle: the core is a three-stage pipeline (walk the store,
-  datapath, finish), and the front end may only move to the next window once
-  the datapath has read the last step of this one, so a layer takes W + 1
-  cycles per window when the next window is ready (3 when W = 1);
-- per layer, latency W + 3: front register, datapath, finish.
+- per window, +1 cycle: the core is a four-stage pipeline (walk the store,
+  two datapath stages, finish), and the front end may only move to the next
+  window once the datapath has read the last step of this one, so a layer
+  takes W + 1 cycles per window when the next window is ready (4 when W <= 2);
+- per layer, latency W + 4: front register, two datapath stages, finish.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from mstbnn.compiler.storage import PackedLayer, StorageLayout, pack_layer
 from mstbnn.hw.stage_plan import front_in_width, width_of
 
 __all__ = ["LayerPlan", "FoldedStagePlan", "SequentialArgmaxPlan", "record_cycles", "window_cycles", "cycles_edge_cost",
-           "STEP_FLAG_BITS", "step_entry_bits"]
+           "STEP_FLAG_BITS", "step_entry_bits", "tree_split_level", "tree_register_widths"]
 
 # Flags per step in the reader's step ROM (LayerPlan.step_flags): root, record's last, window's last.
 STEP_FLAG_BITS = 3
@@ -43,6 +43,24 @@ STEP_FLAG_BITS = 3
 def step_entry_bits(word_bits: int, flag_bits: int) -> int:
     """Width of one step-ROM entry: the offset within an M-bit word, the crossing flag, the step flags."""
     return clog2(word_bits) + 1 + flag_bits
+
+
+def tree_split_level(lanes: int) -> int:
+    """The adder-tree level after which the datapath's pipeline register sits (0: the terms themselves).
+
+    The middle level of a balanced tree of ``lanes`` terms, rounded up: the
+    chunk select (or gather multiplexer) and the XNORs sit before it, so the
+    halves are about even (S = 512: 5 levels before, 4 and the accumulator after).
+    """
+    return (clog2(lanes) + 1) // 2
+
+
+def tree_register_widths(lanes: int, term_width: int) -> list[int]:
+    """Widths of the partial sums registered at :func:`tree_split_level`, as the tree's adds widen (by one bit each)."""
+    widths = [term_width] * lanes
+    for _ in range(tree_split_level(lanes)):
+        widths = [max(widths[i], widths[i + 1]) + 1 if i + 1 < len(widths) else widths[i] for i in range(0, len(widths), 2)]
+    return widths
 
 
 def record_cycles(schedule: Schedule, n_inputs: int, simd: int, gather: int) -> np.ndarray:

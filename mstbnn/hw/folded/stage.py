@@ -7,13 +7,16 @@ window the core still reads, so the window stays stable without a copy::
 
     en_front = ~window_valid | release     release = the datapath has the window's last step
 
-Core, three pipeline stages:
+Core, four pipeline stages:
 
 A. *walk*: the :class:`~mstbnn.hw.folded.controller.Controller` decodes one
    step of the current record from the packed store per cycle (registered);
-B. *datapath*: the step's SIMD chunk (root) or gather batch (child) is added
-   into the accumulator; the parent's value and the slot's threshold are
-   read from their memories;
+B1. *datapath, first half*: the step's SIMD chunk (root) or gather batch
+   (child) is selected from the window, XNORed and summed up to the
+   register level inside the adder tree (:mod:`mstbnn.hw.folded.datapath`);
+B2. *datapath, second half*: the rest of the tree is added into the
+   accumulator; the parent's value and the slot's threshold are read from
+   their memories;
 C. *finish* (the cycle after a record's last datapath step): a child
    combines its correction with its parent's value (``v = base + 2 q - d``
    with ``base = p_i`` or ``N - p_i`` for bits, ``v = +-y_i + 2 corr`` for
@@ -118,10 +121,11 @@ class FoldedStage(wiring.Component):
             step.eq(ctrl.active & ctrl.en),
         ]
 
-        # -- stage B: one SIMD chunk or one gather batch into the accumulator ----------
+        # -- stage B1: select one SIMD chunk or one gather batch, first half of its sum --
         b_valid = Signal()
-        fields = ["first", "last", "window_last", "is_root", "slot", "chunk", "weights", "index", "sign",
-                  "count", "parent", "length", "negate"]
+        # What stage B2 and the finish read; B1 itself reads the datapath inputs.
+        carried = ["first", "last", "window_last", "is_root", "slot", "parent", "length", "negate"]
+        fields = carried + ["chunk", "weights", "index", "sign", "count"]
         b = {f: Signal.like(getattr(ctrl, f), name=f"b_{f}") for f in fields}
         m.d.sync += b_valid.eq(step)
         with m.If(step):
@@ -139,8 +143,15 @@ class FoldedStage(wiring.Component):
         if plan.has_children:
             m.submodules.gather = gat = GatherUnit(n, layer.gather, layer.layout.index_bits, **dom)
             m.d.comb += [gat.window.eq(x), gat.index.eq(b["index"]), gat.sign.eq(b["sign"]), gat.count.eq(b["count"])]
+
+        # -- stage B2: the rest of the sum into the accumulator --------------------------
+        # Both units' sums are of the step one cycle earlier, the step now in B2.
+        b2_valid = Signal()
+        b2 = {f: Signal.like(b[f], name=f"b2_{f}") for f in carried}
+        m.d.sync += [b2_valid.eq(b_valid)] + [b2[f].eq(b[f]) for f in carried]
+        if plan.has_children:
             step_sum = Signal(shape_of(min(simd.sum_range[0], gat.sum_range[0], 0), max(simd.sum_range[1], gat.sum_range[1])))
-            m.d.comb += step_sum.eq(Mux(b["is_root"], simd.sum, gat.sum))
+            m.d.comb += step_sum.eq(Mux(b2["is_root"], simd.sum, gat.sum))
         else:
             step_sum = Signal(shape_of(min(simd.sum_range[0], 0), simd.sum_range[1]))
             m.d.comb += step_sum.eq(simd.sum)
@@ -149,24 +160,24 @@ class FoldedStage(wiring.Component):
         vshape = shape_of(min(vlo, 0), vhi)
         acc = Signal(vshape)
         acc_next = Signal(vshape)
-        m.d.comb += acc_next.eq(Mux(b["first"], 0, acc) + step_sum)
+        m.d.comb += acc_next.eq(Mux(b2["first"], 0, acc) + step_sum)
 
         # -- stage C: finish a record ----------------------------------------------------
         f_valid, f_root, f_neg, f_wlast = Signal(), Signal(), Signal(), Signal()
         f_raw = Signal(vshape)
         f_len = Signal(range(n + 1))
         f_slot = Signal(range(max(2, c)))
-        m.d.sync += f_valid.eq(b_valid & b["last"])
-        with m.If(b_valid):
+        m.d.sync += f_valid.eq(b2_valid & b2["last"])
+        with m.If(b2_valid):
             m.d.sync += acc.eq(acc_next)
-            with m.If(b["last"]):
+            with m.If(b2["last"]):
                 m.d.sync += [
                     f_raw.eq(acc_next),
-                    f_root.eq(b["is_root"]),
-                    f_neg.eq(b["negate"]),
-                    f_len.eq(b["length"]),
-                    f_wlast.eq(b["window_last"]),
-                    f_slot.eq(b["slot"]),
+                    f_root.eq(b2["is_root"]),
+                    f_neg.eq(b2["negate"]),
+                    f_len.eq(b2["length"]),
+                    f_wlast.eq(b2["window_last"]),
+                    f_slot.eq(b2["slot"]),
                 ]
 
         value = Signal(vshape)
@@ -174,9 +185,9 @@ class FoldedStage(wiring.Component):
             m.submodules.sums = sums = Memory(shape=vshape, depth=c, init=[])
             wp = sums.write_port()
             rp = sums.read_port(transparent_for=(wp,))
-            # Read in stage B (held over the record's steps), used in stage C; a parent
+            # Read in stage B2 (held over the record's steps), used in stage C; a parent
             # finishing in that same cycle is forwarded by the transparent port.
-            m.d.comb += [rp.addr.eq(b["parent"]), wp.addr.eq(f_slot), wp.data.eq(value), wp.en.eq(f_valid)]
+            m.d.comb += [rp.addr.eq(b2["parent"]), wp.addr.eq(f_slot), wp.data.eq(value), wp.en.eq(f_valid)]
             parent = rp.data
             if layer.binary:
                 base = Mux(f_neg, n - parent, parent)
@@ -197,7 +208,7 @@ class FoldedStage(wiring.Component):
             entries = [(cut & ((1 << cw) - 1)) | (d << cw) for cut, d in zip(cuts, dirs)]
             m.submodules.thresholds = table = Memory(shape=cw + 1, depth=c, init=entries)
             tp = table.read_port()
-            m.d.comb += tp.addr.eq(b["slot"])  # read in stage B, used in stage C
+            m.d.comb += tp.addr.eq(b2["slot"])  # read in stage B2, used in stage C
             cut = tp.data[:cw].as_signed() if cshape.signed else tp.data[:cw]
             bit = Signal()
             m.d.comb += bit.eq(Mux(tp.data[cw], value >= cut, value <= cut))

@@ -8,12 +8,13 @@ those of :mod:`mstbnn.hw.folded.stage`::
     window_last = active and step_counter == W - 1
     ctrl_en     = not window_last or (not pending and (not out_valid or out_ready))
     step        = active and ctrl_en
-    release     = b_valid and b_window_last                                stage B (datapath)
+    release     = b_valid and b_window_last                                stage B1 (datapath)
     en_front    = not window_valid or release
     in_ready    = en_front and not (window front on a pad position)
     on step:        step_counter advances (wraps to 0, running <- 0, after W steps)
     b_valid <- step, b_window_last <- step and window_last
-    finish  <- b_valid and b_window_last                                   stage C (finish)
+    b2_window_last <- b_valid and b_window_last                            stage B2 (datapath)
+    finish  <- b2_window_last                                              stage C (finish)
     taken   <- 1 on step and window_last, 0 on release
     pending <- 1 on step and window_last, 0 on finish
     out_valid <- 1 on finish, else 0 when out_ready
@@ -23,9 +24,9 @@ argmax is :class:`~mstbnn.hw.folded.argmax.SequentialArgmax` (C + 1 cycles
 per image, see there). Per window a folded layer therefore needs W cycles of walk
 (:func:`mstbnn.hw.folded.plan.window_cycles`) plus one: the front end may
 only move once the datapath has read the window's last step. Latency through
-a folded stage is W + 3 (front register, datapath, finish); a window needs
-W + 1 cycles when W >= 2 and the next window is ready (3 when W = 1: the
-output register must be loaded before the next window's last step).
+a folded stage is W + 4 (front register, two datapath stages, finish); a
+window needs W + 1 cycles when W >= 3 and the next window is ready (4 when
+W <= 2: the output register must be loaded before the next window's last step).
 
 For networks too large to replay (millions of cycles per image),
 :func:`bottleneck_cycles` gives the steady-state bound: the largest
@@ -41,21 +42,21 @@ __all__ = ["simulate_flow", "flow_trace", "flow_model", "cycle_model", "bottlene
 
 
 def window_busy_cycles(walk: int) -> int:
-    """Cycles a folded stage is busy per window in the steady state: W + 1, and 3 when W = 1.
+    """Cycles a folded stage is busy per window in the steady state: W + 1, and 4 when W <= 2.
 
     The front end moves only once the datapath has the window's last step (+1);
-    with W = 1 every step is a window's last, which waits until the previous
-    window has loaded the output register (``pending`` clears in its finish
-    cycle, two after its step), so windows are 3 cycles apart. The RTL could
-    only do better with a second output register: the finish is unconditional.
+    a window's last step waits until the previous window has loaded the
+    output register (``pending`` clears in its finish cycle, three after its
+    step), so windows are at least 4 cycles apart. The RTL could only do
+    better with a second output register: the finish is unconditional.
     """
-    return 3 if walk == 1 else walk + 1
+    return max(4, walk + 1)
 
 
 class _Stage:
     # What a stage's future depends on (with ``front.pos``), and what never changes.
-    FLOW = ("busy", "valid0", "out_valid", "running", "taken", "pending", "b_valid", "b_wlast", "finish", "primed",
-            "k")
+    FLOW = ("busy", "valid0", "out_valid", "running", "taken", "pending", "b_valid", "b_wlast", "b2_wlast", "finish",
+            "primed", "k")
     CONSTANT = ("argmax", "classes", "folded", "walk", "front")
 
     def __init__(self, spec: dict):
@@ -73,6 +74,7 @@ class _Stage:
         self.pending = False
         self.b_valid = False
         self.b_wlast = False
+        self.b2_wlast = False
         self.finish = False
         self.primed = False
 
@@ -119,7 +121,8 @@ class _Stage:
             self.pending = False
         elif out_ready:
             self.out_valid = False
-        self.finish = self.b_valid and self.b_wlast
+        self.finish = self.b2_wlast
+        self.b2_wlast = self.b_valid and self.b_wlast
         self.b_valid, self.b_wlast = step, step and window_last
         if step and window_last:
             self.taken = self.pending = True
@@ -291,7 +294,7 @@ def cycle_model(stages: list[dict], beats_per_image: int, images: int = FLOW_IMA
 def bottleneck_cycles(stages: list[dict], beats_per_image: int) -> int:
     """Steady-state cycles per image bound: the busiest stage's cycles per image.
 
-    A folded stage is busy W + 1 cycles per window (3 when W = 1); every
+    A folded stage is busy W + 1 cycles per window (4 when W <= 2); every
     front end needs at least one cycle per input position (pads included).
     """
     worst = beats_per_image

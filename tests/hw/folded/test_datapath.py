@@ -51,17 +51,13 @@ def test_simd_chunk_sums(n, s, bits, binary, signed):
         for w in (np.ones(n, dtype=bool), np.zeros(n, dtype=bool)):
             cases.append((x, 0, w[:s], _naive(x[:s], w[:s], binary)))
 
-    async def bench(ctx):
-        for x, chunk, wc, want in cases:
-            ctx.set(dut.window, _pack(x, bits))
-            ctx.set(dut.chunk, chunk)
-            ctx.set(dut.weights, _pack(wc, 1))
-            await ctx.delay(1e-9)
-            assert ctx.get(dut.sum) == want
+    def apply(ctx, case):
+        x, chunk, wc, _ = case
+        ctx.set(dut.window, _pack(x, bits))
+        ctx.set(dut.chunk, chunk)
+        ctx.set(dut.weights, _pack(wc, 1))
 
-    sim = Simulator(dut)
-    sim.add_testbench(bench)
-    sim.run()
+    _run(dut, cases, apply)
 
 
 @pytest.mark.parametrize("n,g", [(1, 1), (9, 2), (27, 3), (64, 4), (100, 5)])
@@ -83,15 +79,31 @@ def test_gather_sums_selected_positions(n, g, bits, binary, signed):
         for sgn in (True, False):
             cases.append((x, np.arange(g) % n, np.full(g, sgn), g, _naive(x[np.arange(g) % n], np.full(g, sgn), binary)))
 
+    def apply(ctx, case):
+        x, idx, sign, count, _ = case
+        ctx.set(dut.window, _pack(x, bits))
+        ctx.set(dut.index, _pack(idx, p))
+        ctx.set(dut.sign, _pack(sign, 1))
+        ctx.set(dut.count, count)
+
+    _run(dut, cases, apply)
+
+
+def _run(dut, cases, apply):
+    """One case per cycle; each sum is the previous cycle's inputs' (the tree's pipeline register)."""
+
     async def bench(ctx):
-        for x, idx, sign, count, want in cases:
-            ctx.set(dut.window, _pack(x, bits))
-            ctx.set(dut.index, _pack(idx, p))
-            ctx.set(dut.sign, _pack(sign, 1))
-            ctx.set(dut.count, count)
+        previous = None
+        for case in cases:
+            apply(ctx, case)
             await ctx.delay(1e-9)
-            assert ctx.get(dut.sum) == want
+            if previous is not None:
+                assert ctx.get(dut.sum) == previous  # new inputs do not reach the sum before the edge
+            await ctx.tick()
+            assert ctx.get(dut.sum) == case[-1]
+            previous = case[-1]
 
     sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
