@@ -143,20 +143,21 @@ def test_width_one_corner_through_verilog_sim_and_prove(tmp_path, capsys, kind, 
     fig = _flow(tmp_path, capsys, kind, engine, baseline)
     if kind == "one" and engine == "folded":
         # Issue 16, the 1-step walk (W = 1 in the first layer, W = 2 in the score layer), reuse and
-        # baseline alike, derived by hand from the stage rules (hw/folded/stage.py), source always valid:
-        # layer 0 takes image 0's beat at cycle 0, walks it at 1 (its window's last step), releases the
-        # front at 2 (image 1 taken: the first input interval is 2), finishes at 3 (output register loaded,
-        # `pending` still set), so image 1's step waits for cycle 4: each later window takes 3 cycles
-        # (beats at 0, 2, 5, 8, ...). Image 0: layer 1 takes it at 4, steps at 5 and 6, finishes at 8, the
-        # argmax takes it at 9 and (2 classes: C + 1 = 3 cycles) outputs at 12; image 1, taken at 2, is
-        # out at 15. The flow model once failed this under the default harness (the check lost the
-        # per-image model): "latency measured [12, 13] cycles, analytic model says 12".
+        # baseline alike, derived by hand from the stage rules (hw/folded/stage.py: walk, two datapath
+        # stages, finish), source always valid: layer 0 takes image 0's beat at cycle 0, walks it at 1
+        # (its window's last step), releases the front at 2 (image 1 taken: the first input interval is
+        # 2), finishes at 4 (output register loaded, `pending` still set), so image 1's step waits for
+        # cycle 5: each later window takes 4 cycles (beats at 0, 2, 6, 10, ...). Image 0: layer 1 takes
+        # it at 5, steps at 6 and 7, finishes at 10, the argmax takes it at 11 and (2 classes: C + 1 = 3
+        # cycles) outputs at 14; image 1, taken at 2, is out at 18. The flow model once failed this under
+        # the default harness (the check lost the per-image model): "latency measured [12, 13] cycles,
+        # analytic model says 12" (before the datapath's pipeline register: 12, 13 and 3 cycles).
         timing = fig["timing_per_image"]
-        assert timing["latencies"] == [12] + [13] * 7
-        assert timing["input_intervals"] == [2] + [3] * 6
-        assert timing["output_intervals"] == [3] * 7
-        assert fig["initiation_interval"] == fig["initiation_interval_model"] == 3
-        assert fig["latency_model"] == 12 and fig["latencies_seen"] == [12, 13] and fig["intervals_seen"] == [2, 3]
+        assert timing["latencies"] == [14] + [16] * 7
+        assert timing["input_intervals"] == [2] + [4] * 6
+        assert timing["output_intervals"] == [4] * 7
+        assert fig["initiation_interval"] == fig["initiation_interval_model"] == 4
+        assert fig["latency_model"] == 14 and fig["latencies_seen"] == [14, 16] and fig["intervals_seen"] == [2, 4]
 
 
 @pytest.mark.skipif("icarus" not in toolchain.available_simulators(), reason="iverilog not installed")
