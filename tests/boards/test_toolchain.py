@@ -60,3 +60,48 @@ def test_versions_and_board_env():
     assert all(os.path.isfile(env[k]) for k in ("YOSYS", "NEXTPNR_ECP5", "ECPPACK"))
     env = board_build_env("ice40")
     assert all(os.path.isfile(env[k]) for k in ("YOSYS", "NEXTPNR_ICE40", "ICEPACK"))
+
+
+_SLEEPER = r"""
+import argparse, sys
+from pathlib import Path
+from mstbnn import cli
+from mstbnn.boards.toolchain import run_tool
+
+work = Path(sys.argv[1])
+
+def build_parser():
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=lambda args: run_tool(
+        ["sh", "-c", f"echo $$ > {work}/tool.pid; exec sleep 60"], work, "tool.log", "sleeper", heartbeat=0.2))
+    return parser
+
+cli.build_parser = build_parser
+sys.exit(cli.main([]))
+"""
+
+
+def test_sigterm_kills_the_running_tool_with_mstbnn(tmp_path):
+    """A `kill` of mstbnn (a job's timeout) must not leave nextpnr running on orphaned for an hour."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", _SLEEPER, str(tmp_path)], stderr=subprocess.PIPE, text=True)
+    pid_file = tmp_path / "tool.pid"
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tool = int(pid_file.read_text())
+    time.sleep(0.3)  # inside run_tool's wait loop
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    assert "mstbnn: terminated" in err and "Traceback" not in err
+    try:
+        os.kill(tool, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "the tool outlived mstbnn"
