@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"mstbnn: error: {exc}", file=sys.stderr)
         return 2
-    except _Terminated:
+    except _Terminated:  # the whole process ends, also when main() was called in-process (a benchmark)
         print("mstbnn: terminated", file=sys.stderr)
-        return 143
+        raise SystemExit(143) from None
     except KeyboardInterrupt:
         print("mstbnn: interrupted", file=sys.stderr)
         return 130
