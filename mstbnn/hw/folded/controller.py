@@ -11,8 +11,8 @@ datapath what to do:
 The header of a record (flag; for a child: parent slot, length d, negation
 flag) is consumed in the same cycle as its first step, so a root takes
 ceil(N / S) cycles and a child max(1, ceil(d / G)); see
-:mod:`mstbnn.hw.folded.plan`. Records are walked in slot order; the
-reader is rewound in the window's last cycle, ready for the next window.
+:mod:`mstbnn.hw.folded.plan`. Records are walked in slot order; after the
+window's last step the reader is back at step 0, ready for the next window.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ class Controller(wiring.Component):
             m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits, plan.step_consumes,
                                                  flags=plan.step_flags, flag_bits=STEP_FLAG_BITS)
         else:
-            # A plain layer's steps are regular (flag + chunk, chunks, the tail chunk): the
-            # controller's own registers give each step's consumption, no step ROM needed.
-            m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits)
+            # A plain layer's records all have the same steps (flag + chunk, chunks, the tail
+            # chunk): the reader counts them, no step ROM needed.
+            m.submodules.reader = rd = BitReader(plan.packed.bits, plan.word_bits, plan.peek_bits,
+                                                 record_consumes=plan.step_consumes[: plan.chunks], records=c)
         peek = rd.peek
 
         running = Signal()
@@ -132,8 +133,6 @@ class Controller(wiring.Component):
             m.d.comb += [
                 last.eq(Mux(in_record, chunk == chunks - 1, chunks == 1)),
                 window_last.eq(last & (slot == c - 1)),
-                rd.consume.eq(Mux(in_record, Mux(chunk == chunks - 1, n - (chunks - 1) * s, s),
-                                  1 + (s if chunks > 1 else n))),
             ]
         m.d.comb += [self.is_root.eq(is_root), self.last.eq(last), self.window_last.eq(window_last)]
 
@@ -192,9 +191,8 @@ class Controller(wiring.Component):
             m.d.comb += rd.advance.eq(1)
             with m.If(last):
                 m.d.sync += in_record.eq(0)
-                with m.If(window_last):
+                with m.If(window_last):  # (the reader wraps to step 0 by itself)
                     m.d.sync += [slot.eq(0), running.eq(0)]
-                    m.d.comb += rd.restart.eq(1)
                 with m.Else():
                     m.d.sync += [slot.eq(slot + 1), running.eq(1)]
             with m.Else():

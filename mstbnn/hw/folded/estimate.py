@@ -120,9 +120,10 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     # A plain layer reads at most flag + S weight bits (or flag + N) of the peek
     # window; yosys removes the shifter outputs beyond them.
     peek_used = l if has_children else min(l, 1 + (s if plan.chunks > 1 else n))
-    # Pointer: the step ROM's counter (layers with children, W steps) or a plain layer's offset adder.
+    # Pointer: the step ROM's counter (layers with children, W steps) or a plain layer's offset adder and step counters.
     steps = plan.window_cycles
-    luts += SHIFT_LUT * peek_used * clog2(m) + (2 * clog2(steps + 1) if has_children else 3 * clog2(m)) + 3 * clog2(words)
+    luts += SHIFT_LUT * peek_used * clog2(m) + 3 * clog2(words)
+    luts += 2 * clog2(steps + 1) if has_children else 3 * clog2(m) + 2 * (clog2(max(2, plan.chunks)) + clog2(max(2, c)))
     luts += s + 2 * clog2(n + 1) + 2 * clog2(c) + 16
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
@@ -136,8 +137,11 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     luts += 24
 
     ffs = _front_ffs(front, b, n)
-    ffs += 2 * m + 2 * clog2(words) + 1  # reader: buffer, word addresses
-    ffs += clog2(steps + 1) + step_entry_bits(m, STEP_FLAG_BITS) if has_children else clog2(m)  # step and entry, or offset
+    ffs += 2 * m + 2 * clog2(words) + 1 + peek_used  # reader: buffer, word addresses, peek register
+    if has_children:  # step and entry, the flags register
+        ffs += clog2(steps + 1) + step_entry_bits(m, STEP_FLAG_BITS) + STEP_FLAG_BITS
+    else:  # offset, record's step and record counters
+        ffs += clog2(m) + clog2(max(2, plan.chunks)) + clog2(max(2, c))
     ffs += 3 + clog2(max(2, plan.chunks)) + clog2(n + 1) + 2 * clog2(max(2, c)) + 1  # controller
     ffs += s + clog2(max(2, plan.chunks)) + clog2(max(2, c)) + 6  # step register
     ffs += vw * 2 + clog2(max(2, c)) + 3  # accumulator, finish registers

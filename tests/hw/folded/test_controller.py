@@ -19,68 +19,69 @@ def _run(dut, bench):
     sim.run()
 
 
+def _check_reader(dut, bits, consumes, rng, flags=None, windows=4):
+    """Random stalls over several windows: at every step, peek is the stream at that step's pointer (and its flags)."""
+    padded = np.concatenate([bits, np.zeros(4 * dut.word_bits + 2 * dut.peek_bits, dtype=bool)])
+    pointers = np.concatenate([[0], np.cumsum(consumes)[:-1]]).astype(int)
+    seen = []
+
+    async def bench(ctx):
+        await ctx.tick()  # the read ports load in the first cycle after reset
+        k = 0
+        for _ in range(windows * 2 * len(consumes) + 20):
+            advance = rng.random() < 0.6
+            ctx.set(dut.advance, int(advance))
+            assert ctx.get(dut.primed) == 1
+            ptr = int(pointers[k])
+            want = sum(int(b) << i for i, b in enumerate(padded[ptr : ptr + dut.peek_bits]))
+            got_flags = ctx.get(dut.flags) if flags is not None else None
+            seen.append((k, ptr, ctx.get(dut.peek), want, got_flags))
+            await ctx.tick()
+            if advance:
+                k = (k + 1) % len(consumes)  # past the window's last step: step 0, by itself
+
+    _run(dut, bench)
+    bad = [s for s in seen if s[2] != s[3]]
+    assert not bad, f"first mismatch at step {bad[0][0]} (bit {bad[0][1]}): got {bad[0][2]:#x}, want {bad[0][3]:#x}"
+    if flags is not None:
+        assert all(f == flags[k] for k, _, _, _, f in seen)
+    assert len({k for k, *_ in seen}) == len(consumes)  # every step was visited
+
+
 @pytest.mark.parametrize("n_bits,word,peek", [(1, 1, 1), (37, 8, 8), (200, 13, 9), (300, 40, 40), (500, 64, 33)])
 def test_reader_peeks_the_stream_at_each_steps_pointer(n_bits, word, peek):
-    """Random step sizes fixed at generation, random stalls and rewinds: peek is always the stream at the pointer."""
+    """Random step sizes fixed at generation (crossing or not, the first and last included), random stalls."""
     rng = np.random.default_rng(n_bits)
     bits = rng.integers(0, 2, n_bits).astype(bool)
     consumes = []
     while sum(consumes) < n_bits:
         consumes.append(int(rng.integers(0, peek + 1)))
     consumes[-1] = peek  # a full-width step, crossing or not
-    padded = np.concatenate([bits, np.zeros(4 * word + 2 * peek, dtype=bool)])
-    pointers = np.concatenate([[0], np.cumsum(consumes)[:-1]])
-    dut = BitReader(bits, word, peek, consumes)
-    seen = []
-
-    async def bench(ctx):
-        await ctx.tick()  # the read ports load in the first cycle after reset
-        k = 0
-        for _ in range(6 * len(consumes) + 40):
-            restart = k == len(consumes) - 1 or rng.random() < 0.01
-            advance = rng.random() < 0.7
-            ctx.set(dut.restart, int(restart))
-            ctx.set(dut.advance, int(advance))
-            assert ctx.get(dut.primed) == 1
-            ptr = int(pointers[k])
-            want = sum(int(b) << i for i, b in enumerate(padded[ptr : ptr + peek]))
-            seen.append((k, ptr, ctx.get(dut.peek), want))
-            await ctx.tick()
-            k = 0 if restart else k + 1 if advance else k
-
-    _run(dut, bench)
-    bad = [s for s in seen if s[2] != s[3]]
-    assert not bad, f"first mismatch at step {bad[0][0]} (bit {bad[0][1]}): got {bad[0][2]:#x}, want {bad[0][3]:#x}"
-    assert len({k for k, *_ in seen}) == len(consumes)  # every step was visited
+    if n_bits > 1:
+        consumes[0] = word if peek == word else consumes[0]  # step 0 crossing into word 1 where it can
+    flags = rng.integers(0, 8, len(consumes)).tolist()
+    dut = BitReader(bits, word, peek, consumes, flags=flags, flag_bits=3)
+    _check_reader(dut, bits, consumes, rng, flags)
 
 
-@pytest.mark.parametrize("n_bits,word,peek", [(1, 1, 1), (37, 8, 8), (200, 13, 9), (300, 40, 40)])
-def test_reader_without_a_step_table_advances_by_consume(n_bits, word, peek):
-    """The plain layers' mode: random consumption, stalls and rewinds."""
-    rng = np.random.default_rng(n_bits + 1)
-    bits = rng.integers(0, 2, n_bits).astype(bool)
-    padded = np.concatenate([bits, np.zeros(4 * word + peek, dtype=bool)])
-    dut = BitReader(bits, word, peek)
-    seen = []
+@pytest.mark.parametrize("records,chunks", [(1, 1), (3, 1), (1, 2), (4, 3), (5, 6)])
+@pytest.mark.parametrize("word,peek", [(8, 8), (16, 9), (40, 33)])
+def test_reader_repeats_a_records_steps(records, chunks, word, peek):
+    """The plain layers' mode: every record's steps consume [first, middle..., last]; random stalls."""
+    rng = np.random.default_rng(records * 10 + chunks + word)
+    record = [int(rng.integers(1, peek + 1))]
+    if chunks > 1:
+        middle = int(rng.integers(1, peek + 1))
+        record += [middle] * (chunks - 2) + [int(rng.integers(1, peek + 1))]
+    consumes = record * records
+    bits = rng.integers(0, 2, sum(consumes)).astype(bool)
+    dut = BitReader(bits, word, peek, record_consumes=record, records=records)
+    _check_reader(dut, bits, consumes, rng)
 
-    async def bench(ctx):
-        await ctx.tick()
-        ptr = 0
-        for _ in range(3 * n_bits // max(1, peek) + 20):
-            restart = rng.random() < 0.05 or ptr > n_bits
-            advance = rng.random() < 0.8
-            take = int(rng.integers(0, peek + 1))
-            ctx.set(dut.restart, int(restart))
-            ctx.set(dut.advance, int(advance))
-            ctx.set(dut.consume, take)
-            want = sum(int(b) << i for i, b in enumerate(padded[ptr : ptr + peek]))
-            seen.append((ptr, ctx.get(dut.peek), want))
-            await ctx.tick()
-            ptr = 0 if restart else ptr + take if advance else ptr
 
-    _run(dut, bench)
-    bad = [s for s in seen if s[1] != s[2]]
-    assert not bad, f"first mismatch at bit {bad[0][0]}: got {bad[0][1]:#x}, want {bad[0][2]:#x}"
+def test_reader_refuses_a_record_that_is_not_first_middle_last():
+    with pytest.raises(ValueError, match="record_consumes"):
+        BitReader(np.ones(12, dtype=bool), 8, 8, record_consumes=[3, 2, 4, 3], records=1)
 
 
 def test_step_consumes_add_up_to_the_stream_and_fit_the_peek():
