@@ -128,7 +128,7 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
         luts += g * b * _mux(n) + POPCOUNT_LUT * g * (1 if plan.binary else b)
-        luts += 2 * vw  # parent combine
+        luts += 3 * vw  # parent combine: the value and the threshold margin, each one add after the sums memory
     # Accumulator, threshold compare, output wiring.
     luts += 2 * vw
     if not scores:

@@ -47,10 +47,11 @@ __all__ = ["FoldedStage", "threshold_table"]
 
 
 def threshold_table(plan: LayerPlan, threshold) -> tuple[list[int], list[int], tuple[int, int]]:
-    """Per-slot (cut, direction) in the hardware value domain, cuts clamped into [lo - 1, hi + 1].
+    """Per-slot (cut, direction) in the hardware value domain, cuts clamped into [lo - 1, hi + 2].
 
-    ``bit = v >= cut`` (direction +1) or ``v <= cut`` (-1); a threshold outside
-    the value range clamps to a cut that gives the same constant bit.
+    ``bit = v - cut >= 0`` (direction +1) or ``v - cut < 0`` (-1), so the
+    hardware needs only the sign of one subtraction; a threshold outside the
+    value range clamps to a cut that gives the same constant bit.
     """
     lo, hi = plan.value_range
     scale, bias = (2, -plan.n) if plan.binary else (1, 0)
@@ -58,10 +59,10 @@ def threshold_table(plan: LayerPlan, threshold) -> tuple[list[int], list[int], t
     for j in plan.schedule.order.tolist():
         num = int(threshold.threshold[j]) - bias  # y >= t  <=>  v >= ceil((t - bias) / scale)
         up = int(threshold.direction[j]) > 0
-        cut = -((-num) // scale) if up else num // scale
-        cuts.append(int(min(max(cut, lo - 1), hi + 1)))
+        cut = -((-num) // scale) if up else num // scale + 1  # y <= t  <=>  v < floor((t - bias) / scale) + 1
+        cuts.append(int(min(max(cut, lo - 1), hi + 2)))
         dirs.append(1 if up else 0)
-    return cuts, dirs, (lo - 1, hi + 1)
+    return cuts, dirs, (lo - 1, hi + 2)
 
 
 class FoldedStage(wiring.Component):
@@ -180,6 +181,19 @@ class FoldedStage(wiring.Component):
                     f_slot.eq(b2["slot"]),
                 ]
 
+        # A child's value is its parent's (from the sums memory, whose read port is slow)
+        # plus a correction: everything but one add after the memory is computed beside
+        # it, and the threshold needs only the sign of (value - cut), folded into that add.
+        if layer.binary:  # v = base + 2 q - d, base = p or N - p
+            corr = 2 * f_raw - f_len
+            offset = n
+        else:  # v = +-y + 2 corr
+            corr = 2 * f_raw
+            offset = 0
+
+        def child_minus(sub):  # the child's value minus ``sub``, one add after the memory
+            return Mux(f_neg, (offset + corr - sub) - parent, parent + (corr - sub))
+
         value = Signal(vshape)
         if plan.has_children:
             m.submodules.sums = sums = Memory(shape=vshape, depth=c, init=[])
@@ -189,13 +203,7 @@ class FoldedStage(wiring.Component):
             # finishing in that same cycle is forwarded by the transparent port.
             m.d.comb += [rp.addr.eq(b2["parent"]), wp.addr.eq(f_slot), wp.data.eq(value), wp.en.eq(f_valid)]
             parent = rp.data
-            if layer.binary:
-                base = Mux(f_neg, n - parent, parent)
-                child = base + 2 * f_raw - f_len
-            else:
-                base = Mux(f_neg, -parent, parent)
-                child = base + 2 * f_raw
-            m.d.comb += value.eq(Mux(f_root, f_raw, child))
+            m.d.comb += value.eq(Mux(f_root, f_raw, child_minus(0)))
         else:
             m.d.comb += value.eq(f_raw)
 
@@ -210,8 +218,11 @@ class FoldedStage(wiring.Component):
             tp = table.read_port()
             m.d.comb += tp.addr.eq(b2["slot"])  # read in stage B2, used in stage C
             cut = tp.data[:cw].as_signed() if cshape.signed else tp.data[:cw]
+            margin = Signal(shape_of(min(vlo - chi, -1), max(vhi - clo, 0)))  # v - cut, exactly
+            own = f_raw - cut
+            m.d.comb += margin.eq(Mux(f_root, own, child_minus(cut)) if plan.has_children else own)
             bit = Signal()
-            m.d.comb += bit.eq(Mux(tp.data[cw], value >= cut, value <= cut))
+            m.d.comb += bit.eq(margin[-1] ^ tp.data[cw])  # up: v - cut >= 0; down: v - cut < 0
             res = Signal(c)
             res_next = Cat(res[1:], bit) if c > 1 else bit
             outs = [res_next[int(slot_of[j])] for j in range(c)]
