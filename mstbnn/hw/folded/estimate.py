@@ -120,10 +120,11 @@ def estimate_layer(plan: LayerPlan, front: dict, *, scores: bool = False, family
     # A plain layer reads at most flag + S weight bits (or flag + N) of the peek
     # window; yosys removes the shifter outputs beyond them.
     peek_used = l if has_children else min(l, 1 + (s if plan.chunks > 1 else n))
-    # Pointer: the step ROM's counter (layers with children, W steps) or a plain layer's offset adder and step counters.
+    # Pointer: the step ROM's counter (layers with children, W steps) or a plain layer's offset adder (its step
+    # counters replace the controller's consumption mux of before, in the same coefficient).
     steps = plan.window_cycles
     luts += SHIFT_LUT * peek_used * clog2(m) + 3 * clog2(words)
-    luts += 2 * clog2(steps + 1) if has_children else 3 * clog2(m) + 2 * (clog2(max(2, plan.chunks)) + clog2(max(2, c)))
+    luts += 2 * clog2(steps + 1) if has_children else 3 * clog2(m)
     luts += s + 2 * clog2(n + 1) + 2 * clog2(c) + 16
     if has_children:
         luts += g * lay.entry_bits  # first-step / continuation entry select
