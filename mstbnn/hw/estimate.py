@@ -22,7 +22,7 @@ __all__ = ["stage_features", "network_features", "estimate_stage", "estimate_net
 # Fit refusals quote it; tests/boards/test_estimate_yosys.py holds small
 # designs to it. (SFC- and LFC-sized folded engines placed by
 # benchmarks/bench_folded.py --mnist came out 15-20 % above their estimate.)
-ESTIMATE_ERROR = {"unrolled": 0.15, "folded": 0.16}
+ESTIMATE_ERROR = {"unrolled": 0.15, "folded": 0.17}
 
 # The LUT model (features -> LUTs, carry cells, LUT4-eq) has one owner, the
 # compiler, whose tree builder prices edges with it (--cost luts).
