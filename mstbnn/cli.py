@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
-import threading
 
 from mstbnn import __version__
-from mstbnn.errors import UserError
+from mstbnn.errors import Terminated, UserError, sigterm_unwinds
 
 # Order is the order of the flow; `--help` lists commands in this order.
 _COMMAND_MODULES = (
@@ -72,30 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    # A SIGTERM (a job's timeout, `kill`) unwinds like Ctrl-C, so the tool being run
-    # (yosys, nextpnr, a Verilator build) is killed with us instead of running on orphaned.
-    terminating = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminated) if terminating else None
     try:
-        result = args.func(args)
+        with sigterm_unwinds():  # a `kill` takes the running tool (yosys, nextpnr, Verilator) with it
+            result = args.func(args)
     except UserError as exc:
         print(f"mstbnn: error: {exc}", file=sys.stderr)
         return 2
-    except _Terminated:  # the whole process ends, also when main() was called in-process (a benchmark)
+    except Terminated:  # the whole process ends, also when main() was called in-process (a benchmark)
         print("mstbnn: terminated", file=sys.stderr)
         raise SystemExit(143) from None
     except KeyboardInterrupt:
         print("mstbnn: interrupted", file=sys.stderr)
         return 130
-    finally:
-        if terminating:
-            signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is, so every ``except BaseException`` cleanup runs."""
-
-
-def _terminated(signum, frame):
-    raise _Terminated

@@ -16,7 +16,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from mstbnn.errors import UserError
+from mstbnn.errors import UserError, sigterm_unwinds
 
 __all__ = ["tool_path", "tool_versions", "run_tool", "board_build_env", "ToolTimeout"]
 
@@ -108,7 +108,8 @@ def run_tool(argv: list, cwd: Path, log_name: str, label: str, *, env: dict | No
     log = cwd / log_name
     start = time.monotonic()
     print(f"  {label}: running (log: {log})", file=stream, flush=True)
-    with open(log, "wb") as out:
+    # sigterm_unwinds: also when a benchmark calls this directly, a `kill` takes the tool with it.
+    with open(log, "wb") as out, sigterm_unwinds():
         proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
         next_beat = heartbeat
         try:

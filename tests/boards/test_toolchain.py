@@ -68,27 +68,32 @@ from pathlib import Path
 from mstbnn import cli
 from mstbnn.boards.toolchain import run_tool
 
-work = Path(sys.argv[1])
+work, via = Path(sys.argv[1]), sys.argv[2]
+
+def sleeper(args=None):
+    run_tool(["sh", "-c", f"echo $$ > {work}/tool.pid; exec sleep 60"], work, "tool.log", "sleeper", heartbeat=0.2)
 
 def build_parser():
     parser = argparse.ArgumentParser()
-    parser.set_defaults(func=lambda args: run_tool(
-        ["sh", "-c", f"echo $$ > {work}/tool.pid; exec sleep 60"], work, "tool.log", "sleeper", heartbeat=0.2))
+    parser.set_defaults(func=sleeper)
     return parser
 
-cli.build_parser = build_parser
-sys.exit(cli.main([]))
+if via == "cli":
+    cli.build_parser = build_parser
+    sys.exit(cli.main([]))
+sleeper()  # as a benchmark calls synthesis: no cli.main around it
 """
 
 
-def test_sigterm_kills_the_running_tool_with_mstbnn(tmp_path):
-    """A `kill` of mstbnn (a job's timeout) must not leave nextpnr running on orphaned for an hour."""
+@pytest.mark.parametrize("via", ["cli", "direct"])
+def test_sigterm_kills_the_running_tool_with_mstbnn(tmp_path, via):
+    """A `kill` of mstbnn or of a benchmark (a job's timeout) must not leave nextpnr running on orphaned."""
     import signal
     import subprocess
     import sys
     import time
 
-    proc = subprocess.Popen([sys.executable, "-c", _SLEEPER, str(tmp_path)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _SLEEPER, str(tmp_path), via], stderr=subprocess.PIPE, text=True)
     pid_file = tmp_path / "tool.pid"
     deadline = time.monotonic() + 60
     while not (pid_file.is_file() and pid_file.read_text().strip()) and time.monotonic() < deadline:
@@ -97,8 +102,11 @@ def test_sigterm_kills_the_running_tool_with_mstbnn(tmp_path):
     time.sleep(0.3)  # inside run_tool's wait loop
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143
-    assert "mstbnn: terminated" in err and "Traceback" not in err
+    if via == "cli":
+        assert proc.returncode == 143
+        assert "mstbnn: terminated" in err and "Traceback" not in err
+    else:
+        assert proc.returncode != 0
     try:
         os.kill(tool, 0)
         alive = True
