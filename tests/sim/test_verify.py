@@ -142,7 +142,8 @@ def test_generator_bug_in_a_hidden_layer_is_located(tmp_path):
     """Hardware generated with one weight of hidden layer 3 flipped: the report names layer 3 and the channel."""
     from mstbnn.compiler import execute
     from mstbnn.compiler.schedule import Schedule
-    from mstbnn.sim.generate import generate_design
+    from mstbnn.hw.spec import EngineSpec
+    from mstbnn.sim.generate import design_generator
     from tests.sim.conftest import small_network
 
     net = small_network("dense")
@@ -163,8 +164,10 @@ def test_generator_bug_in_a_hidden_layer_is_located(tmp_path):
     golden = execute.run(net, x).scores
     channel = next(c for c in range(10) if not np.array_equal(execute.run(flipped(net, c), x).scores, golden))
 
+    generate = design_generator(EngineSpec("unrolled", reuse=True))
+
     def buggy_generate(prefix, out_dir):
-        return generate_design(flipped(prefix, channel), out_dir, reuse=True)
+        return generate(flipped(prefix, channel), out_dir)
 
     design = buggy_generate(net, tmp_path / "rtl")
     res = simulate_and_locate(net, design, x, simulator="verilator", build_dir=tmp_path / "build", generate=buggy_generate)
