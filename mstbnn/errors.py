@@ -1,8 +1,9 @@
-"""The one exception type for bad user input.
+"""How mstbnn ends a command early: bad user input, or a SIGTERM.
 
 Raise :class:`UserError` with a single line that says what was wrong, where,
 and what to do. The CLI prints it as ``mstbnn: error: ...`` and exits with 2,
-without a traceback.
+without a traceback. :func:`sigterm_unwinds` turns a SIGTERM into
+:class:`Terminated`, so running tools are killed on the way out (exit 143).
 """
 
 import contextlib

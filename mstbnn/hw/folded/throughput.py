@@ -50,9 +50,9 @@ __all__ = ["EXPECTED_FMAX_MHZ", "expected_fmax_mhz", "choose_for_target", "Targe
 
 # Expected clock of the folded engine per device family, MHz: an ASSUMPTION until the engine is placed.
 # ECP5: the first placement with the step-ROM reader, the SFC-shaped reuse engine (784-256-256-256-10,
-# S = 512) on ECP5-85k at 43.9 MHz, rounded down; the later placements of benchmarks/bench_folded.py
-# --mnist ran 41.4-48.8 MHz (the one-cycle popcount adder tree is the critical path), so it is a few
-# per cent optimistic for the largest engines (docs/folded.md).
+# S = 512) on ECP5-85k at 43.9 MHz, rounded down. Since the datapath and reader registers the
+# placements of benchmarks/bench_folded.py --mnist run 48.3-72.3 MHz, so it is conservative; it is
+# kept until those points are placed again at a new value (docs/folded.md, "Not done").
 # iCE40: no folded engine has been placed; 30 MHz is a guess (two-thirds of ECP5's) to be replaced by one.
 EXPECTED_FMAX_MHZ = {"ecp5": 43.0, "ice40": 30.0}
 MAX_EVALUATIONS = 2000  # exact flow-model runs before the search gives up (each replays a few images)
